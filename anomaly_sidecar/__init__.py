@@ -1,0 +1,1 @@
+"""Statistical anomaly detection and forecasting over Prometheus series, written back as metrics."""

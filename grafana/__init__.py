@@ -1,0 +1,1 @@
+"""Dashboards as code with grafanalib: tenant, custom, anomaly and SLO dashboards plus provisioning."""

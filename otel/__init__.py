@@ -1,0 +1,1 @@
+"""Tracing and logging: OpenTelemetry to Jaeger over OTLP, exemplars, structlog with correlation ids."""

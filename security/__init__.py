@@ -1,0 +1,1 @@
+"""Security: API keys, audit trail, TLS and encrypted state."""

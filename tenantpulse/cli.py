@@ -1,0 +1,48 @@
+"""The ``tenantpulse`` command: one entry point, subcommands registered by each part of the bundle."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from tenantpulse import __version__
+from tenantpulse.errors import UsageError
+
+# Each module defines ``register(root, generate)``: it adds its subcommands to the root parser's
+# subparsers and, if it generates files, to ``tenantpulse generate``'s subparsers. Each subcommand
+# sets ``func`` (args -> exit code).
+COMMAND_MODULES: tuple[str, ...] = ()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tenantpulse",
+        description="Multi-tenant analytics for Prometheus, Grafana, Alertmanager, Jaeger.",
+    )
+    parser.add_argument("--version", action="version", version=f"tenantpulse {__version__}")
+    root = parser.add_subparsers(dest="command", metavar="COMMAND")
+    root.required = True
+    gen = root.add_parser("generate", help="generate rules, Alertmanager config or dashboards from a spec")
+    generate = gen.add_subparsers(dest="what", metavar="WHAT")
+    generate.required = True
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(root, generate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except UsageError as exc:
+        print(f"tenantpulse {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
