@@ -13,7 +13,9 @@ from tenantpulse.errors import UsageError
 # Each module defines ``register(root, generate)``: it adds its subcommands to the root parser's
 # subparsers and, if it generates files, to ``tenantpulse generate``'s subparsers. Each subcommand
 # sets ``func`` (args -> exit code).
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = (
+    "security.cli",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
