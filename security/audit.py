@@ -116,12 +116,20 @@ def verify(path: str | Path) -> tuple[int, Finding | None]:
             return count, Finding(number, "unreadable", f"line {number} is not an audit entry")
         seq = entry["seq"]
         if entry_hash(entry) != entry["hash"]:
-            return count, Finding(number, "altered", f"entry seq={seq} (line {number}) was altered: its hash does not match its content")
+            return count, Finding(
+                number,
+                "altered",
+                f"entry seq={seq} (line {number}) was altered: its hash does not match its content",
+            )
         if entry["prev"] != prev or seq != expected_seq:
             if isinstance(seq, int) and seq > expected_seq:
                 missing = f"seq={expected_seq}" + (f"..{seq - 1}" if seq - 1 > expected_seq else "")
                 return count, Finding(number, "removed", f"entry {missing} was removed before line {number}")
-            return count, Finding(number, "inserted", f"entry at line {number} (seq={seq}) was inserted or reordered: expected seq={expected_seq}")
+            return count, Finding(
+                number,
+                "inserted",
+                f"entry at line {number} (seq={seq}) was inserted or reordered: expected seq={expected_seq}",
+            )
         expected_seq, prev = seq + 1, entry["hash"]
         count += 1
     return count, None

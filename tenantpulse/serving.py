@@ -29,7 +29,13 @@ def serve(app: object, host: str, port: int, tls_cert: str | None = None, tls_ke
     """Serve until interrupted. Logging is ours (structlog), so uvicorn's own config is off."""
     check_tls_files(tls_cert, tls_key)
     config = uvicorn.Config(
-        app, host=host, port=port, ssl_certfile=tls_cert, ssl_keyfile=tls_key, log_config=None, access_log=False
+        app,
+        host=host,
+        port=port,
+        ssl_certfile=tls_cert,
+        ssl_keyfile=tls_key,
+        log_config=None,
+        access_log=False,
     )
     config.load()
     if config.ssl is not None:
