@@ -7,6 +7,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from otel.tracing import record_exit_code, traced_command
 from tenantpulse import __version__
 from tenantpulse.errors import UsageError
 
@@ -14,7 +15,10 @@ from tenantpulse.errors import UsageError
 # subparsers and, if it generates files, to ``tenantpulse generate``'s subparsers. Each subcommand
 # sets ``func`` (args -> exit code).
 COMMAND_MODULES: tuple[str, ...] = (
+    "exporters.cli",
     "security.cli",
+    "grafana.cli",
+    "anomaly_sidecar.backtest",
 )
 
 
@@ -38,7 +42,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        with traced_command(args.command, getattr(args, "what", None)) as span:
+            return record_exit_code(span, int(args.func(args) or 0))
     except UsageError as exc:
         print(f"tenantpulse {args.command}: error: {exc}", file=sys.stderr)
         return 2
