@@ -138,6 +138,13 @@ CUSTOM_KPI = Metric(
     "Tenant-defined KPI value (the KPI name is the kpi label).",
     (TENANT, KPI),
 )
+CUSTOM_KPI_COUNTER = Metric(
+    "tenantpulse_custom_kpi_total",
+    "counter",
+    "",
+    "Tenant-defined counting KPI (the KPI name is the kpi label).",
+    (TENANT, KPI),
+)
 
 # --- Exporter self-monitoring ---------------------------------------------------------------------
 

@@ -1,0 +1,454 @@
+"""MetricsCollector: the exporter's Python API (the HTTP layer and in-process callers use it).
+
+A batch is validated whole against the current state (ids, charsets, numbers, caps) before anything
+is applied, under one lock that also guards rendering, so a refused batch leaves no trace and a scrape
+never sees half a batch. ``user_id`` only ever exists here as an HMAC pseudonym fed to HLL sketches.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import secrets
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from exporters import catalog as c
+from exporters.events import AppEvent, BusinessFigures, IngestError
+from exporters.exposition import (
+    Exemplar,
+    HistogramTable,
+    SeriesTable,
+    Table,
+    render_exemplar,
+    render_families,
+)
+from exporters.kpis import Kpi, make_spec
+from exporters.pseudonym import Pseudonymizer
+from exporters.sketches import LONGEST, WINDOWS
+from exporters.store import FAMILIES, TenantState
+from exporters.system import read_host
+from otel.exemplars import current_exemplar
+
+EVENT_TYPE_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,63}$")
+REASON_RE = re.compile(r"^[a-z0-9_]{1,32}$")
+DURATION_FIELDS = {"duration_seconds": 1.0, "duration_ms": 0.001}  # field -> factor to seconds
+INVALID_TENANT = "_invalid"  # label for self-monitoring of requests whose tenant id is not valid
+MAX_REASONS = 20  # distinct rejection reasons per tenant; more are counted as "other"
+MAX_EXEMPLAR_CHARS = 128  # OpenMetrics limit on an exemplar's label set
+MAX_KPIS = 20
+DEFAULT_ALLOWLIST = {"*": frozenset(DURATION_FIELDS)}
+
+
+@dataclass
+class CollectorConfig:
+    """Collector settings; without keys, a random per-process key is used (sketches are in memory)."""
+
+    pseudonym_keys: dict[str, bytes] = field(default_factory=lambda: {"ephemeral": secrets.token_bytes(32)})
+    pseudonym_key_current: str | None = None  # None: the only key given
+    max_series_per_tenant: int = 10_000
+    max_event_types_per_tenant: int = 50
+    max_kpis_per_tenant: int = MAX_KPIS
+    metadata_allowlist: dict[str, set[str] | frozenset[str]] = field(
+        default_factory=lambda: dict(DEFAULT_ALLOWLIST)
+    )
+    max_user_id_length: int = 256
+    clock: Callable[[], float] = time.time
+
+    def current_key(self) -> str:
+        if self.pseudonym_key_current is not None:
+            return self.pseudonym_key_current
+        if len(self.pseudonym_keys) != 1:
+            raise ValueError("pseudonym_key_current must name one of several pseudonym_keys")
+        return next(iter(self.pseudonym_keys))
+
+
+def _number(value: object, field: str, low: float = 0.0, high: float = math.inf) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise IngestError(field, "must be a number")
+    if not math.isfinite(value) or not low <= value <= high:
+        bounds = f"between {low} and {high}" if math.isfinite(high) else f">= {low}"
+        raise IngestError(field, f"must be a finite number {bounds}")
+    return float(value)
+
+
+def _tenant(value: object, field: str) -> str:
+    if not isinstance(value, str) or not c.TENANT_ID_RE.match(value):
+        raise IngestError(field, f"must match {c.TENANT_ID_PATTERN}")
+    return value
+
+
+class MetricsCollector:
+    """Per-tenant application, business and custom metrics, rendered fast for Prometheus."""
+
+    def __init__(self, config: CollectorConfig | None = None) -> None:
+        self.config = config or CollectorConfig()
+        self._clock = self.config.clock
+        self._pseudo = Pseudonymizer(self.config.pseudonym_keys, self.config.current_key(), LONGEST)
+        allow = {k: frozenset(v) for k, v in self.config.metadata_allowlist.items()}
+        self._default_allow = allow.pop("*", frozenset())
+        self._allow = allow
+        self._lock = threading.Lock()
+        self._tenants: dict[str, TenantState] = {}
+        self._invalid_rejected = SeriesTable(c.INGEST_REJECTED, {})
+        self._invalid_requests = HistogramTable(c.INGEST_REQUEST_DURATION, {})
+        self._system = (SeriesTable(c.SYSTEM_CPU, {}), SeriesTable(c.SYSTEM_MEMORY, {}))
+
+    # --- seed-compatible async API -----------------------------------------------------------------
+
+    async def collect_app_metrics(
+        self, tenant_id: str, user_id: str | None, event_type: str, metadata: dict[str, Any] | None = None
+    ) -> None:
+        self.ingest([AppEvent(tenant_id, user_id, event_type, metadata or {})], [])
+
+    async def collect_business_metrics(
+        self,
+        tenant_id: str,
+        revenue: float | None = None,
+        active_users: float | None = None,
+        conversion_rate: float | None = None,
+    ) -> None:
+        self.ingest([], [BusinessFigures(tenant_id, revenue, active_users, conversion_rate)])
+
+    async def collect_system_metrics(self) -> None:
+        cpu, memory = read_host()
+        with self._lock:
+            self._system[0].set((), cpu)
+            self._system[1].set((), memory)
+
+    # --- batch ingest ------------------------------------------------------------------------------
+
+    def ingest(self, events: Sequence[AppEvent], business: Sequence[BusinessFigures] = ()) -> int:
+        """Validate the whole batch, then apply all of it; IngestError (nothing applied) otherwise."""
+        with self._lock:
+            plan = self._plan(events, business)
+            self._apply(*plan)
+        return len(events) + len(business)
+
+    def _plan(self, events: Sequence[AppEvent], business: Sequence[BusinessFigures]) -> tuple:
+        """Check everything and group the work; touches no state."""
+        cfg = self.config
+        tenants = self._tenants
+        counts: dict[tuple[str, str], int] = {}
+        durations: list[tuple[str, str, float]] = []
+        users: dict[str, set[str]] = {}
+        added: dict[str, int] = {}  # tenant -> series this batch would create
+        new_types: dict[str, set[str]] = {}
+        new_hists: set[tuple[str, str]] = set()
+        hist_series = len(c.EVENT_DURATION.buckets) + 3
+
+        def grow(tenant: str, n: int, field: str) -> None:
+            state = tenants.get(tenant)
+            total = (state.series() if state else 0) + added.get(tenant, 0) + n
+            if total > cfg.max_series_per_tenant:
+                raise IngestError(field, f"series limit reached ({cfg.max_series_per_tenant})")
+            added[tenant] = added.get(tenant, 0) + n
+
+        for i, e in enumerate(events):
+            t, et = e.tenant_id, e.event_type
+            key = (t, et)
+            if key in counts:
+                counts[key] += 1
+            else:
+                _tenant(t, f"events[{i}].tenant_id")
+                if not isinstance(et, str) or not EVENT_TYPE_RE.match(et):
+                    raise IngestError(f"events[{i}].event_type", f"must match {EVENT_TYPE_RE.pattern}")
+                state = tenants.get(t)
+                if state is None or (et,) not in state.events.index:
+                    fresh = new_types.setdefault(t, set())
+                    have = len(state.events) if state else 0
+                    if have + len(fresh) >= cfg.max_event_types_per_tenant:
+                        raise IngestError(
+                            f"events[{i}].event_type",
+                            f"event type limit reached ({cfg.max_event_types_per_tenant})",
+                        )
+                    grow(t, 1, f"events[{i}].event_type")
+                    fresh.add(et)
+                counts[key] = 1
+            u = e.user_id
+            if u is not None:
+                if type(u) is not str or not u or len(u) > cfg.max_user_id_length:
+                    raise IngestError(
+                        f"events[{i}].user_id",
+                        f"must be a non-empty string of at most {cfg.max_user_id_length} chars",
+                    )
+                seen = users.get(t)
+                if seen is None:
+                    seen = users[t] = set()
+                    state = tenants.get(t)
+                    if state is None or not len(state.unique):
+                        grow(t, len(WINDOWS), f"events[{i}].user_id")
+                seen.add(u)
+            md = e.metadata
+            if md:
+                d = self._duration(md, et, i)
+                if d is not None:
+                    durations.append((t, et, d))
+                    state = tenants.get(t)
+                    if (state is None or (et,) not in state.durations.index) and key not in new_hists:
+                        grow(t, hist_series, f"events[{i}].metadata")
+                        new_hists.add(key)
+
+        figures: list[tuple[str, float | None, float | None, float | None]] = []
+        new_gauges: set[tuple[str, str]] = set()
+        for i, b in enumerate(business):
+            t = _tenant(b.tenant_id, f"business[{i}].tenant_id")
+            state = tenants.get(t)
+            row = []
+            for name, high, table in (
+                ("revenue", math.inf, "revenue"),
+                ("active_users", math.inf, "active_users"),
+                ("conversion_rate", 1.0, "conversion"),
+            ):
+                value = getattr(b, name)
+                if value is None:
+                    row.append(None)
+                    continue
+                row.append(_number(value, f"business[{i}].{name}", 0.0, high))
+                if (state is None or not len(getattr(state, table))) and (t, table) not in new_gauges:
+                    grow(t, 1, f"business[{i}].{name}")
+                    new_gauges.add((t, table))
+            figures.append((t, *row))
+        return counts, durations, users, figures
+
+    def _duration(self, metadata: object, event_type: str, i: int) -> float | None:
+        """Seconds from allowlisted duration fields; every other field is dropped unread."""
+        if not isinstance(metadata, dict):
+            raise IngestError(f"events[{i}].metadata", "must be an object")
+        allowed = self._allow.get(event_type, self._default_allow)
+        seconds = None
+        for name, factor in DURATION_FIELDS.items():
+            if name in metadata and name in allowed:
+                value = _number(metadata[name], f"events[{i}].metadata.{name}")
+                if seconds is None:
+                    seconds = value * factor
+        return seconds
+
+    def _state(self, tenant: str) -> TenantState:
+        state = self._tenants.get(tenant)
+        if state is None:
+            state = self._tenants[tenant] = TenantState(tenant)
+        return state
+
+    def _apply(self, counts: dict, durations: list, users: dict, figures: list) -> None:
+        for (t, et), n in counts.items():
+            self._state(t).events.add((sys.intern(et),), n)
+        if durations:
+            exemplar = self._exemplar(current_exemplar(), None)
+            for t, et, seconds in durations:
+                ex = (exemplar[0], seconds, exemplar[2]) if exemplar else None
+                self._state(t).durations.observe((sys.intern(et),), seconds, ex)
+        if users:
+            now = self._clock()
+            versions = self._pseudo.active(now)
+            for t, ids in users.items():
+                state = self._state(t)
+                state.users.retain(v.version for v in versions)
+                for v in versions:
+                    state.users.update(v.version, (self._pseudo.pseudonym(v.key, u) for u in ids), now)
+                for w in WINDOWS:
+                    state.unique.slot((w.label,))
+        for t, revenue, active, conversion in figures:
+            state = self._state(t)
+            if revenue is not None:
+                state.revenue.add((), revenue)
+            if active is not None:
+                state.active_users.set((), active)
+            if conversion is not None:
+                state.conversion.set((), conversion)
+
+    def rotate_pseudonym_key(self, version: str, key: bytes) -> None:
+        """Switch to a new HMAC key; the old one keeps feeding sketches for the longest window."""
+        with self._lock:
+            self._pseudo.rotate(version, key, self._clock())
+
+    # --- self-monitoring ----------------------------------------------------------------------------
+
+    def _exemplar(self, labels: dict[str, str] | None, value: float | None) -> Exemplar | None:
+        if not labels:
+            return None
+        exemplar = render_exemplar({str(k): str(v) for k, v in labels.items()}, value or 0.0, self._clock())
+        return exemplar if len(exemplar[0]) - 2 <= MAX_EXEMPLAR_CHARS else None
+
+    def observe_request(self, tenant: str, seconds: float, exemplar: dict[str, str] | None = None) -> None:
+        """Record one ingest request's duration; the exemplar (trace ids) goes on its bucket."""
+        seconds = max(0.0, float(seconds)) if math.isfinite(seconds) else 0.0
+        with self._lock:
+            ex = self._exemplar(exemplar, seconds)
+            if isinstance(tenant, str) and c.TENANT_ID_RE.match(tenant):
+                self._state(tenant).requests.observe((), seconds, ex)
+            else:
+                self._invalid_requests.observe((INVALID_TENANT,), seconds, ex)
+
+    def count_rejected(self, tenant: str, reason: str) -> None:
+        """Count a refused request; reasons outside ``[a-z0-9_]{1,32}`` or past 20 per tenant are "other"."""
+        reason = reason if isinstance(reason, str) and REASON_RE.match(reason) else "other"
+        with self._lock:
+            if isinstance(tenant, str) and c.TENANT_ID_RE.match(tenant):
+                table = self._state(tenant).rejected
+                if (reason,) not in table.index and len(table) >= MAX_REASONS:
+                    reason = "other"
+                table.add((reason,), 1)
+            else:
+                table = self._invalid_rejected
+                if (INVALID_TENANT, reason) not in table.index and len(table) >= MAX_REASONS:
+                    reason = "other"
+                table.add((INVALID_TENANT, reason), 1)
+
+    # --- custom KPIs --------------------------------------------------------------------------------
+
+    def register_kpi(
+        self, tenant: str, name: str, type: str = "gauge", help: str = "", labels: Sequence[str] = ()
+    ) -> None:
+        """Declare a KPI; registering the same declaration again is a no-op, a different one an error."""
+        _tenant(tenant, "tenant")
+        spec = make_spec(name, type, help, list(labels) if isinstance(labels, list | tuple) else labels)
+        with self._lock:
+            state = self._tenants.get(tenant)
+            existing = state.kpis.get(name) if state else None
+            if existing is not None:
+                if existing.spec != spec:
+                    raise IngestError("name", f"KPI {name!r} is already registered with another declaration")
+                return
+            if state is not None and len(state.kpis) >= self.config.max_kpis_per_tenant:
+                raise IngestError("name", f"KPI limit reached ({self.config.max_kpis_per_tenant})")
+            self._state(tenant).kpis[name] = Kpi(tenant, spec)
+
+    def set_kpi(self, tenant: str, name: str, value: float, labels: dict[str, str] | None = None) -> None:
+        self._update_kpi(tenant, name, value, labels, increment=False)
+
+    def inc_kpi(
+        self, tenant: str, name: str, amount: float = 1.0, labels: dict[str, str] | None = None
+    ) -> None:
+        self._update_kpi(tenant, name, amount, labels, increment=True)
+
+    def _update_kpi(self, tenant: str, name: str, value: float, labels: object, increment: bool) -> None:
+        _tenant(tenant, "tenant")
+        with self._lock:
+            state = self._tenants.get(tenant)
+            kpi = state.kpis.get(name) if state else None
+            if state is None or kpi is None:
+                raise IngestError("kpi", f"unknown KPI {name!r} for tenant {tenant!r}: register it first")
+            key = kpi.key(labels)
+            value = kpi.check_value(value, increment)
+            if kpi.is_new(key) and state.series() + 1 > self.config.max_series_per_tenant:
+                raise IngestError("labels", f"series limit reached ({self.config.max_series_per_tenant})")
+            if increment:
+                kpi.table.add(key, value)
+            else:
+                kpi.table.set(key, value)
+
+    # --- reading ------------------------------------------------------------------------------------
+
+    def _refresh(self, states: Sequence[TenantState]) -> None:
+        """Fill the gauges computed at read time: unique-user estimates and series counts."""
+        now = self._clock()
+        versions = self._pseudo.active(now)
+        spans = [(v.version, v.since) for v in versions]
+        for state in states:
+            if state.users.by_version:
+                state.users.retain(v for v, _ in spans)
+                for label, value in state.users.estimates(spans, now).items():
+                    state.unique.set((label,), value)
+            state.series_gauge.set((), state.series())
+
+    def render(self, tenant: str | None = None, openmetrics: bool = False) -> bytes:
+        """The /metrics body for all tenants (plus host metrics) or for one tenant."""
+        with self._lock:
+            if tenant is None:
+                states = list(self._tenants.values())
+            else:
+                states = [self._tenants[tenant]] if tenant in self._tenants else []
+            self._refresh(states)
+            tables: dict[str, list[Table]] = {}
+            for state in states:
+                for family, table in state.tables():
+                    tables.setdefault(family, []).append(table)
+            if tenant is None:
+                tables.setdefault(c.INGEST_REJECTED.name, []).append(self._invalid_rejected)
+                tables.setdefault(c.INGEST_REQUEST_DURATION.name, []).append(self._invalid_requests)
+                for table in self._system:
+                    tables[table.metric.name] = [table]
+            return render_families(FAMILIES, tables, openmetrics).encode()
+
+    def tenants(self) -> list[str]:
+        with self._lock:
+            return sorted(self._tenants)
+
+    def snapshot(self, tenant: str) -> dict[str, Any]:
+        """The tenant's current values as plain JSON data; KeyError if nothing is known about it."""
+        with self._lock:
+            state = self._tenants[tenant]
+            self._refresh([state])
+            return self._snapshot(state)
+
+    @staticmethod
+    def _snapshot(state: TenantState) -> dict[str, Any]:
+        durations = {}
+        for (et,), _ in state.durations.index.items():
+            count, total = state.durations.count_and_sum((et,)) or (0.0, 0.0)
+            durations[et] = {"count": count, "sum_seconds": total}
+        kpis = {
+            name: {
+                "type": k.spec.type,
+                "help": k.spec.help,
+                "labels": list(k.spec.labels),
+                "values": [
+                    {"labels": dict(zip(k.spec.labels, key, strict=True)), "value": v}
+                    for key, v in k.table.items()
+                ],
+            }
+            for name, k in state.kpis.items()
+        }
+        return {
+            "tenant": state.tenant,
+            "events": {et: v for (et,), v in state.events.items()},
+            "event_durations": durations,
+            "revenue": state.revenue.get(()),
+            "active_users": state.active_users.get(()),
+            "conversion_rate": state.conversion.get(()),
+            "unique_users": {w: v for (w,), v in state.unique.items()},
+            "kpis": kpis,
+            "series": state.series(),
+        }
+
+    def aggregated(self) -> dict[str, Any]:
+        """Sums across tenants (unique users add up: tenants' user sets are pseudonymised apart)."""
+        with self._lock:
+            states = list(self._tenants.values())
+            self._refresh(states)
+            snaps = [self._snapshot(s) for s in states]
+        events: dict[str, float] = {}
+        unique: dict[str, float] = {}
+        for snap in snaps:
+            for et, v in snap["events"].items():
+                events[et] = events.get(et, 0.0) + v
+            for w, v in snap["unique_users"].items():
+                unique[w] = unique.get(w, 0.0) + v
+        return {
+            "tenants": len(snaps),
+            "events": events,
+            "events_total": sum(events.values()),
+            "revenue": sum(s["revenue"] or 0.0 for s in snaps),
+            "active_users": sum(s["active_users"] or 0.0 for s in snaps),
+            "unique_users": unique,
+            "series": sum(s["series"] for s in snaps),
+        }
+
+    def remove_tenant(self, tenant: str) -> dict[str, Any]:
+        """Erase everything held for the tenant (right to erasure); reports what was removed."""
+        with self._lock:
+            state = self._tenants.pop(tenant, None)
+        if state is None:
+            return {"tenant": tenant, "removed": False, "series": 0, "sketches": 0, "kpis": 0}
+        return {
+            "tenant": tenant,
+            "removed": True,
+            "series": state.series(),
+            "sketches": state.users.sketch_count(),
+            "kpis": len(state.kpis),
+        }

@@ -1,0 +1,219 @@
+"""Prometheus text and OpenMetrics rendering from pre-rendered series templates.
+
+Why not ``prometheus_client.generate_latest``: it re-renders every label set on every scrape, which
+costs ~15 us per series. Here each (tenant, family) table keeps one ``%``-template holding all its
+label prefixes, rebuilt only when a series is added; a scrape only formats the values into it.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from bisect import bisect_left
+from collections.abc import Sequence
+from itertools import accumulate
+
+from exporters.catalog import Metric
+
+TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+
+Key = tuple[str, ...]
+Exemplar = tuple[str, float, float]  # rendered label set, observed value, unix time
+
+
+def escape_label_value(value: str) -> str:
+    """Escape a label value as both formats require: backslash, double quote, newline."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def escape_help(text: str, openmetrics: bool) -> str:
+    text = text.replace("\\", "\\\\").replace("\n", "\\n")
+    return text.replace('"', '\\"') if openmetrics else text
+
+
+def format_value(value: float) -> str:
+    """Go-style float text, as Prometheus writes it (``+Inf``, ``NaN``, ``1.0``)."""
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if math.isnan(value):
+        return "NaN"
+    return repr(float(value))
+
+
+def header(metric: Metric, openmetrics: bool) -> str:
+    """HELP/TYPE (and UNIT in OpenMetrics) lines, written once per family."""
+    if openmetrics:
+        name = metric.family
+        unit = f"# UNIT {name} {metric.unit}\n" if metric.unit else ""
+        return f"# TYPE {name} {metric.type}\n{unit}# HELP {name} {escape_help(metric.help, True)}\n"
+    name = metric.name
+    return f"# HELP {name} {escape_help(metric.help, False)}\n# TYPE {name} {metric.type}\n"
+
+
+def render_labels(names: Sequence[str], values: Sequence[str]) -> str:
+    return ",".join(f'{n}="{escape_label_value(v)}"' for n, v in zip(names, values, strict=True))
+
+
+def render_exemplar(labels: dict[str, str], value: float, timestamp: float) -> Exemplar:
+    """Pre-render an exemplar's label set once, when it is recorded."""
+    return "{" + render_labels(list(labels), list(labels.values())) + "}", value, timestamp
+
+
+class SeriesTable:
+    """Counter or gauge series of one family for one tenant: label keys -> slots in a float array."""
+
+    __slots__ = ("metric", "label_names", "_fixed", "index", "values", "_template")
+
+    def __init__(self, metric: Metric, fixed: dict[str, str], extra_labels: Sequence[str] = ()) -> None:
+        self.metric = metric
+        self._fixed = render_labels(list(fixed), list(fixed.values()))
+        self.label_names = tuple(n for n in (*metric.labels, *extra_labels) if n not in fixed)
+        self.index: dict[Key, int] = {}
+        self.values = array("d")
+        self._template: str | None = None
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def slot(self, key: Key) -> int:
+        """Slot of the series with these label values, created (at 0) when new."""
+        i = self.index.get(key)
+        if i is None:
+            i = self.index[key] = len(self.values)
+            self.values.append(0.0)
+            self._template = None
+        return i
+
+    def add(self, key: Key, amount: float) -> None:
+        self.values[self.slot(key)] += amount
+
+    def set(self, key: Key, value: float) -> None:
+        self.values[self.slot(key)] = value
+
+    def get(self, key: Key, default: float | None = None) -> float | None:
+        i = self.index.get(key)
+        return default if i is None else self.values[i]
+
+    def items(self) -> list[tuple[Key, float]]:
+        return [(k, self.values[i]) for k, i in self.index.items()]
+
+    def _build(self) -> str:
+        name = self.metric.name
+        lines = []
+        for key in self.index:
+            labels = ",".join(x for x in (self._fixed, render_labels(self.label_names, key)) if x)
+            labels = labels.replace("%", "%%")
+            lines.append(f"{name}{{{labels}}} %s\n" if labels else f"{name} %s\n")
+        return "".join(lines)
+
+    def render(self) -> str:
+        if self._template is None:
+            self._template = self._build()
+        return self._template % tuple(self.values)
+
+
+class HistogramTable:
+    """Histogram series of one family for one tenant, with the last exemplar per bucket."""
+
+    __slots__ = (
+        "metric",
+        "label_names",
+        "_fixed",
+        "bounds",
+        "index",
+        "counts",
+        "sums",
+        "exemplars",
+        "_template",
+    )
+
+    def __init__(self, metric: Metric, fixed: dict[str, str]) -> None:
+        self.metric = metric
+        self._fixed = render_labels(list(fixed), list(fixed.values()))
+        self.label_names = tuple(n for n in metric.labels if n not in fixed)
+        self.bounds = metric.buckets
+        self.index: dict[Key, int] = {}
+        self.counts: list[array] = []  # per series: non-cumulative counts, last one is +Inf
+        self.sums = array("d")
+        self.exemplars: dict[tuple[int, int], Exemplar] = {}
+        self._template: str | None = None
+
+    def __len__(self) -> int:
+        """Exposed series: one per bucket (with +Inf), plus _sum and _count, per label set."""
+        return len(self.sums) * (len(self.bounds) + 3)
+
+    @property
+    def series_per_key(self) -> int:
+        return len(self.bounds) + 3
+
+    def slot(self, key: Key) -> int:
+        i = self.index.get(key)
+        if i is None:
+            i = self.index[key] = len(self.sums)
+            self.counts.append(array("d", bytes(8 * (len(self.bounds) + 1))))
+            self.sums.append(0.0)
+            self._template = None
+        return i
+
+    def observe(self, key: Key, value: float, exemplar: Exemplar | None = None) -> None:
+        i = self.slot(key)
+        b = bisect_left(self.bounds, value)
+        self.counts[i][b] += 1
+        self.sums[i] += value
+        if exemplar is not None:
+            self.exemplars[(i, b)] = exemplar
+
+    def count_and_sum(self, key: Key) -> tuple[float, float] | None:
+        i = self.index.get(key)
+        return None if i is None else (sum(self.counts[i]), self.sums[i])
+
+    def _build(self) -> str:
+        name = self.metric.name
+        les = [format_value(b) for b in (*self.bounds, math.inf)]
+        lines = []
+        for key in self.index:
+            labels = ",".join(x for x in (self._fixed, render_labels(self.label_names, key)) if x)
+            labels = labels.replace("%", "%%")
+            sep = "," if labels else ""
+            lines.extend(f'{name}_bucket{{{labels}{sep}le="{le}"}} %s\n' for le in les)
+            brace = f"{{{labels}}}" if labels else ""
+            lines.append(f"{name}_sum{brace} %s\n{name}_count{brace} %s\n")
+        return "".join(lines)
+
+    def render(self, openmetrics: bool) -> str:
+        if self._template is None:
+            self._template = self._build()
+        values: list[float | str] = []
+        exemplars = self.exemplars if openmetrics else {}
+        for i, counts in enumerate(self.counts):
+            cumulative = list(accumulate(counts))
+            if exemplars:
+                for b, count in enumerate(cumulative):
+                    ex = exemplars.get((i, b))
+                    values.append(f"{count!r} # {ex[0]} {ex[1]!r} {ex[2]:.3f}" if ex else count)
+            else:
+                values.extend(cumulative)
+            values.append(self.sums[i])
+            values.append(cumulative[-1])
+        return self._template % tuple(values)
+
+
+Table = SeriesTable | HistogramTable
+
+
+def render_families(families: Sequence[Metric], tables: dict[str, list[Table]], openmetrics: bool) -> str:
+    """Group tables by family (HELP/TYPE once each), skipping families with no series."""
+    parts: list[str] = []
+    for metric in families:
+        chunks = [
+            t.render(openmetrics) if isinstance(t, HistogramTable) else t.render()
+            for t in tables.get(metric.name, ())
+            if len(t)
+        ]
+        if chunks:
+            parts.append(header(metric, openmetrics))
+            parts.extend(chunks)
+    if openmetrics:
+        parts.append("# EOF\n")
+    return "".join(parts)
