@@ -1,0 +1,102 @@
+{{/* Chart name, truncated to fit label values. */}}
+{{- define "tenantpulse.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Object name prefix: "<release>-tenantpulse", or the release name when it already says tenantpulse. */}}
+{{- define "tenantpulse.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 40 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 40 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 40 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "tenantpulse.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Labels that never change for a component: used in selectors. Call with (dict "root" $ "component" "x"). */}}
+{{- define "tenantpulse.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "tenantpulse.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+{{- with .component }}
+app.kubernetes.io/component: {{ . }}
+{{- end }}
+{{- end }}
+
+{{/* Standard labels for every object. Call with (dict "root" $ "component" "x"); component may be empty. */}}
+{{- define "tenantpulse.labels" -}}
+helm.sh/chart: {{ include "tenantpulse.chart" .root }}
+{{ include "tenantpulse.selectorLabels" . }}
+app.kubernetes.io/version: {{ .root.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+app.kubernetes.io/part-of: tenantpulse
+{{- with .root.Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* Labels for objects the Prometheus Operator selects (ServiceMonitor, PrometheusRule, AlertmanagerConfig). */}}
+{{- define "tenantpulse.monitoringLabels" -}}
+{{ include "tenantpulse.labels" . }}
+{{- with .root.Values.monitoring.labels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{- define "tenantpulse.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+
+{{- define "tenantpulse.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "tenantpulse.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* Secret holding api-keys.yaml and pseudonymisation-secret. */}}
+{{- define "tenantpulse.keysSecretName" -}}
+{{- default (printf "%s-keys" (include "tenantpulse.fullname" .)) .Values.secret.existingSecret }}
+{{- end }}
+
+{{/* Secret holding slack-webhook-url and smtp-password for the AlertmanagerConfig. */}}
+{{- define "tenantpulse.alertingSecretName" -}}
+{{- default (printf "%s-alerting" (include "tenantpulse.fullname" .)) .Values.alertmanagerConfig.existingSecret }}
+{{- end }}
+
+{{/* Environment shared by both components: logs and OTLP tracing (standard OTEL_* variables). */}}
+{{- define "tenantpulse.commonEnv" -}}
+- name: TENANTPULSE_LOG_LEVEL
+  value: {{ .root.Values.logLevel | quote }}
+- name: OTEL_SERVICE_NAME
+  value: {{ printf "tenantpulse-%s" .component | quote }}
+{{- with .root.Values.otel }}
+{{- if .endpoint }}
+- name: OTEL_EXPORTER_OTLP_ENDPOINT
+  value: {{ .endpoint | quote }}
+- name: OTEL_EXPORTER_OTLP_PROTOCOL
+  value: http/protobuf
+- name: OTEL_TRACES_SAMPLER
+  value: parentbased_traceidratio
+- name: OTEL_TRACES_SAMPLER_ARG
+  value: {{ .samplingRatio | toString | quote }}
+{{- else }}
+- name: OTEL_TRACES_EXPORTER
+  value: none
+{{- end }}
+{{- $attrs := list (printf "service.namespace=%s" $.root.Release.Namespace) (printf "service.version=%s" $.root.Chart.AppVersion) }}
+{{- range $k, $v := .resourceAttributes }}
+{{- $attrs = append $attrs (printf "%s=%s" $k $v) }}
+{{- end }}
+- name: OTEL_RESOURCE_ATTRIBUTES
+  value: {{ join "," $attrs | quote }}
+{{- end }}
+{{- end }}
