@@ -1,0 +1,345 @@
+"""The exporter's ASGI app: ingest, per-tenant reads, Prometheus exposition, health.
+
+``create_app(settings)`` builds it with the collector, key ring, settings and rate limiter on
+``app.state``. Other parts of the bundle add their routers by naming a module that defines ``router``
+(an ``APIRouter``) in ``ROUTER_MODULES`` — one line — and reuse ``exporters.auth`` for keys and tenants.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Annotated, Any
+
+import structlog
+from fastapi import Depends, FastAPI, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
+from pydantic.json_schema import models_json_schema
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from exporters import ingest_parsing
+from exporters.api_models import (
+    ERROR_RESPONSES,
+    ApiError,
+    BatchIn,
+    BusinessIn,
+    ErrorBody,
+    EventIn,
+    Health,
+    IngestResult,
+)
+from exporters.auth import allowed, authenticate, bearer, check_tenants, forbidden, require_scope
+from exporters.catalog import TENANT_ID_PATTERN
+from exporters.events import IngestError
+from exporters.limits import TenantRateLimiter, read_body
+from exporters.request_context import RequestContext
+from exporters.settings import ExporterSettings
+from otel.asgi import instrument_app
+from otel.exemplars import current_exemplar
+from otel.tracing import set_attributes
+from security.keys import ANY_TENANT, ApiKey, KeyRing
+
+if TYPE_CHECKING:
+    from exporters.collector import CollectorConfig, MetricsCollector
+
+# Modules whose ``router`` is mounted on the exporter app (e.g. "alert_rules.api"). One line per part.
+ROUTER_MODULES: tuple[str, ...] = ()
+
+log = structlog.get_logger("tenantpulse.exporter")
+
+TEXT_FORMAT = "text/plain; version=0.0.4; charset=utf-8"
+OPENMETRICS_FORMAT = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+REJECT_REASONS = {403: "forbidden", 413: "too_large", 415: "invalid", 422: "invalid", 429: "rate_limited"}
+
+
+def create_app(
+    settings: ExporterSettings, collector: MetricsCollector | None = None, keyring: KeyRing | None = None
+) -> FastAPI:
+    """The app, ready to serve; pass ``collector``/``keyring`` to share existing ones (tests, embedding)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(_system_metrics_loop(app))
+        app.state.ready = True
+        log.info(
+            "exporter started", tenants_known=len(app.state.collector.tenants()), keys=len(app.state.keyring)
+        )
+        try:
+            yield
+        finally:
+            app.state.ready = False
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    app = FastAPI(
+        title="tenantpulse exporter",
+        version="1",
+        description="Multi-tenant ingest of application events and business figures; Prometheus exposition.",
+        lifespan=lifespan,
+        responses={500: {"model": ErrorBody, "description": "Internal error (logged with the request id)."}},
+    )
+    app.state.settings = settings
+    app.state.keyring = keyring if keyring is not None else KeyRing.from_file(settings.api_keys_file)
+    if collector is None:
+        from exporters.collector import MetricsCollector
+
+        collector = MetricsCollector(collector_config(settings))
+    app.state.collector = collector
+    app.state.limiter = TenantRateLimiter(settings.rate_limit, settings.burst)
+    app.state.ready = False
+
+    app.add_middleware(RequestContext)
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    _add_routes(app)
+    for name in ROUTER_MODULES:
+        app.include_router(importlib.import_module(name).router)
+    _document_body_models(app)
+    return instrument_app(app)  # server spans when tracing is on; the same app when off
+
+
+def collector_config(settings: ExporterSettings) -> CollectorConfig:
+    from exporters.collector import CollectorConfig
+
+    return CollectorConfig(
+        pseudonym_keys=settings.pseudonym_keys,
+        pseudonym_key_current=settings.pseudonym_key_current,
+        max_series_per_tenant=settings.max_series_per_tenant,
+        max_event_types_per_tenant=settings.max_event_types_per_tenant,
+    )
+
+
+async def _system_metrics_loop(app: FastAPI) -> None:
+    while True:
+        try:
+            await app.state.collector.collect_system_metrics()
+        except Exception as exc:  # noqa: BLE001 - host metrics are best effort; ingest goes on
+            log.warning("system metrics failed", error=repr(exc))
+        await asyncio.sleep(app.state.settings.system_metrics_interval)
+
+
+# --- routes -------------------------------------------------------------------------------------
+
+INGEST_BODY = {
+    "required": True,
+    "description": "One event, one business object, a batch `{events, business}` (JSON), or NDJSON: one "
+    "event or business object per line. A batch is accepted or rejected whole.",
+    "content": {
+        "application/json": {
+            "schema": {
+                "oneOf": [
+                    {"$ref": "#/components/schemas/EventIn"},
+                    {"$ref": "#/components/schemas/BusinessIn"},
+                    {"$ref": "#/components/schemas/BatchIn"},
+                ]
+            }
+        },
+        "application/x-ndjson": {
+            "schema": {"type": "string", "description": "EventIn / BusinessIn JSON objects, one per line."}
+        },
+    },
+}
+
+LIMIT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    413: {
+        "model": ErrorBody,
+        "description": "Body over --max-body-bytes, or a batch over the rate-limit burst.",
+    },
+    415: {"model": ErrorBody, "description": "Content-Type is neither JSON nor NDJSON."},
+    429: {"model": ErrorBody, "description": "Tenant over its ingest rate (events/s); see `Retry-After`."},
+}
+
+
+def _add_routes(app: FastAPI) -> None:
+    @app.post(
+        "/analytics/metrics",
+        response_model=IngestResult,
+        responses={**ERROR_RESPONSES, **LIMIT_RESPONSES},
+        openapi_extra={"requestBody": INGEST_BODY},
+        summary="Ingest app events and business figures",
+        tags=["ingest"],
+    )
+    async def ingest(request: Request, key: Annotated[ApiKey, Depends(authenticate)]) -> IngestResult:
+        started = time.perf_counter()
+        state = request.app.state
+        if key.tenant != ANY_TENANT:
+            request.state.tenant = key.tenant
+            structlog.contextvars.bind_contextvars(tenant=key.tenant)
+        try:
+            body = await read_body(request, state.settings.max_body_bytes)
+            batch = ingest_parsing.parse(
+                body, request.headers.get("content-type"), state.settings.max_batch_events
+            )
+            check_tenants(key, "write", batch.tenant_fields())
+            counts = Counter(batch.tenants())
+            state.limiter.acquire(counts)
+            try:
+                state.collector.ingest(batch.events, batch.business)
+            except IngestError as exc:
+                state.limiter.refund(counts)
+                raise ApiError(
+                    exc.status, exc.to_json()["error"], exc.reason, field=batch.where(exc.field)
+                ) from None
+        except ApiError as exc:
+            _count_rejected(state.collector, key, exc.status, locals().get("batch"))
+            set_attributes(tenant=key.tenant, result=REJECT_REASONS.get(exc.status, "rejected"))
+            raise
+        elapsed = time.perf_counter() - started
+        exemplar = current_exemplar()
+        set_attributes(
+            tenant=",".join(sorted(counts)),
+            batch_size=len(batch.events) + len(batch.business),
+            result="accepted",
+        )
+        for tenant in counts:
+            state.collector.observe_request(tenant, elapsed, exemplar)
+        return IngestResult(
+            accepted_events=len(batch.events),
+            accepted_business=len(batch.business),
+            request_id=request.state.request_id,
+        )
+
+    @app.get(
+        "/analytics/metrics/aggregated",
+        responses=ERROR_RESPONSES,
+        summary="Sums across all tenants (admin)",
+        tags=["read"],
+    )
+    async def aggregated(
+        request: Request, key: Annotated[ApiKey, Depends(require_scope("admin"))]
+    ) -> dict[str, Any]:
+        return request.app.state.collector.aggregated()
+
+    @app.get(
+        "/analytics/metrics/{tenant_id}",
+        responses={
+            **ERROR_RESPONSES,
+            404: {"model": ErrorBody, "description": "No data for this tenant yet."},
+        },
+        summary="One tenant's current values",
+        tags=["read"],
+    )
+    async def tenant_metrics(
+        request: Request,
+        tenant_id: str,
+        key: Annotated[ApiKey, Depends(require_scope("read"))],
+    ) -> dict[str, Any]:
+        structlog.contextvars.bind_contextvars(tenant=tenant_id)
+        collector = request.app.state.collector
+        if tenant_id not in collector.tenants():
+            raise ApiError(404, "not_found", f"no data for tenant {tenant_id!r}", field="tenant_id")
+        return collector.snapshot(tenant_id)
+
+    @app.get(
+        "/metrics",
+        response_class=Response,
+        responses={
+            200: {
+                "description": "Prometheus text exposition, or OpenMetrics when `Accept` asks for it.",
+                "content": {"text/plain": {"schema": {"type": "string"}}, "application/openmetrics-text": {}},
+            },
+            **ERROR_RESPONSES,
+        },
+        summary="Prometheus exposition (all tenants, or ?tenant=T)",
+        tags=["metrics"],
+    )
+    async def metrics(
+        request: Request,
+        tenant: str | None = Query(None, pattern=TENANT_ID_PATTERN, description="Only this tenant's series."),
+    ) -> Response:
+        state = request.app.state
+        if state.settings.metrics_auth == "required":
+            key = await authenticate(request, await bearer(request))
+            if not allowed(key, tenant, "read"):
+                raise forbidden(key, tenant, "read", "tenant" if tenant else "Authorization")
+        openmetrics = "application/openmetrics-text" in request.headers.get("accept", "")
+        body = state.collector.render(tenant=tenant, openmetrics=openmetrics)
+        return Response(body, media_type=OPENMETRICS_FORMAT if openmetrics else TEXT_FORMAT)
+
+    @app.get("/healthz", response_model=Health, tags=["health"], summary="The process is alive")
+    async def healthz() -> Health:
+        return Health(status="ok")
+
+    @app.get(
+        "/readyz",
+        response_model=Health,
+        tags=["health"],
+        summary="Ready to take traffic",
+        responses={503: {"model": Health, "description": "Still starting or shutting down."}},
+    )
+    async def readyz(request: Request) -> Response:
+        ready = bool(request.app.state.ready)
+        return JSONResponse({"status": "ok" if ready else "starting"}, status_code=200 if ready else 503)
+
+
+def _count_rejected(collector: MetricsCollector, key: ApiKey, status: int, batch: Any) -> None:
+    """Count a refusal against tenants the key may write (never a tenant name an attacker made up)."""
+    reason = REJECT_REASONS.get(status)
+    if reason is None:
+        return
+    tenants = {t for t in batch.tenants() if allowed(key, t, "write")} if batch is not None else set()
+    if not tenants and key.tenant != ANY_TENANT:
+        tenants = {key.tenant}
+    for tenant in tenants:
+        collector.count_rejected(tenant, reason)
+
+
+# --- errors -------------------------------------------------------------------------------------
+
+
+def _error_response(
+    request: Request, status: int, body: ErrorBody, headers: dict[str, str] | None = None
+) -> Any:
+    body.request_id = getattr(request.state, "request_id", None)
+    return JSONResponse(body.model_dump(exclude_none=True), status_code=status, headers=headers)
+
+
+async def _api_error(request: Request, exc: Exception) -> Any:
+    assert isinstance(exc, ApiError)
+    return _error_response(request, exc.status, exc.body, exc.headers)
+
+
+async def _validation_error(request: Request, exc: Exception) -> Any:
+    assert isinstance(exc, RequestValidationError)
+    errors = ingest_parsing.clean_errors(exc.errors(), drop_first=True)
+    first = errors[0] if errors else {"field": None, "reason": "invalid request"}
+    body = ErrorBody(error="invalid_input", field=first["field"], reason=first["reason"], detail=errors)
+    return _error_response(request, 422, body)
+
+
+async def _http_error(request: Request, exc: Exception) -> Any:
+    assert isinstance(exc, StarletteHTTPException)
+    error = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return _error_response(
+        request, exc.status_code, ErrorBody(error=error, reason=str(exc.detail)), exc.headers
+    )
+
+
+# --- OpenAPI ------------------------------------------------------------------------------------
+
+
+def _document_body_models(app: FastAPI) -> None:
+    """Add the ingest body models to ``components.schemas`` (the route reads its body itself)."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
+            _, defs = models_json_schema(
+                [(m, "validation") for m in (EventIn, BusinessIn, BatchIn)],
+                ref_template="#/components/schemas/{model}",
+            )
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(defs["$defs"])
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

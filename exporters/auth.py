@@ -1,0 +1,85 @@
+"""Authentication and tenant authorisation as FastAPI dependencies, shared by every router of the exporter.
+
+Usage in any router::
+
+    @router.get("/things/{tenant_id}")
+    async def read(tenant_id: str, key: Annotated[ApiKey, Depends(require_scope("read"))]): ...
+
+    @router.post("/admin/thing")
+    async def admin(key: Annotated[ApiKey, Depends(require_scope("admin"))]): ...
+
+With a ``{tenant_id}`` path parameter the key must be allowed that scope on that tenant; without one it
+must be allowed on every tenant (a ``tenant: "*"`` key). Tenants named inside a body are checked with
+``check_tenants``. 401 means "who are you?" (with ``WWW-Authenticate: Bearer``), 403 "not for you".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from exporters.api_models import ApiError
+from security.keys import ANY_TENANT, ApiKey, KeyRing
+
+bearer = HTTPBearer(
+    auto_error=False, description="An API key from the keys file: `Authorization: Bearer <key>`."
+)
+
+
+def keyring(request: Request) -> KeyRing:
+    return request.app.state.keyring
+
+
+def unauthorized(reason: str) -> ApiError:
+    return ApiError(
+        401, "unauthorized", reason, field="Authorization", headers={"WWW-Authenticate": "Bearer"}
+    )
+
+
+async def authenticate(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> ApiKey:
+    """The caller's key. The token itself is never logged or stored; only its key id is bound to the request."""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise unauthorized("send an API key as 'Authorization: Bearer <key>'")
+    key = keyring(request).authenticate(credentials.credentials)
+    if key is None:
+        raise unauthorized("unknown or expired API key")
+    request.state.key_id = key.key_id
+    return key
+
+
+def allowed(key: ApiKey, tenant: str | None, scope: str) -> bool:
+    """``tenant=None`` means all tenants at once, which only a ``tenant: "*"`` key may touch."""
+    if tenant is None:
+        return key.tenant == ANY_TENANT and (scope in key.scopes or "admin" in key.scopes)
+    return key.allows(tenant, scope)
+
+
+def forbidden(key: ApiKey, tenant: str | None, scope: str, field: str) -> ApiError:
+    target = f"tenant {tenant!r}" if tenant is not None else "all tenants"
+    return ApiError(403, "forbidden", f"key {key.key_id!r} may not {scope} {target}", field=field)
+
+
+def require_scope(scope: str) -> Callable[..., Awaitable[ApiKey]]:
+    """Dependency: an authenticated key allowed ``scope`` on the path's ``{tenant_id}`` (or on all tenants)."""
+
+    async def dependency(request: Request, key: Annotated[ApiKey, Depends(authenticate)]) -> ApiKey:
+        tenant = request.path_params.get("tenant_id")
+        if tenant is not None:
+            request.state.tenant = tenant
+        if not allowed(key, tenant, scope):
+            raise forbidden(key, tenant, scope, "tenant_id" if tenant is not None else "Authorization")
+        return key
+
+    return dependency
+
+
+def check_tenants(key: ApiKey, scope: str, tenants: Iterable[tuple[str, str]]) -> None:
+    """Refuse the whole request if any ``(field, tenant)`` named in a body is not allowed for the key."""
+    for field, tenant in tenants:
+        if not allowed(key, tenant, scope):
+            raise forbidden(key, tenant, scope, field)

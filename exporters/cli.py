@@ -1,0 +1,87 @@
+"""``tenantpulse exporter``: serve the ingest API and ``/metrics`` with uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from exporters.settings import ExporterSettings, load_pseudonym_keys
+from otel.logging import configure_logging
+from tenantpulse.errors import UsageError
+
+
+def register(root: Any, generate: Any) -> None:
+    p = root.add_parser(
+        "exporter",
+        help="run the tenant exporter (ingest API + /metrics)",
+        description="Serve POST /analytics/metrics, GET /analytics/metrics/{tenant}, /metrics, /healthz, "
+        "/readyz and /openapi.json.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to bind")
+    p.add_argument("--port", type=int, default=9464, help="port to bind (1-65535)")
+    p.add_argument("--api-keys", required=True, metavar="FILE", help="YAML keys file (see docs/exporter.md)")
+    p.add_argument(
+        "--pseudonym-key-file",
+        metavar="FILE",
+        help="YAML {current: id, keys: {id: secret}} for hashing user ids; default: a random per-process key",
+    )
+    p.add_argument("--max-series-per-tenant", type=int, default=10_000, metavar="N")
+    p.add_argument("--max-event-types-per-tenant", type=int, default=50, metavar="N")
+    p.add_argument("--rate-limit", type=float, default=5_000.0, metavar="EVENTS_PER_S", help="per tenant")
+    p.add_argument(
+        "--rate-burst",
+        type=float,
+        default=None,
+        metavar="EVENTS",
+        help="bucket size (default: max(2 s, 500))",
+    )
+    p.add_argument("--max-body-bytes", type=int, default=4 * 1024 * 1024, metavar="N")
+    p.add_argument("--max-batch-events", type=int, default=10_000, metavar="N", help="items per request")
+    p.add_argument(
+        "--metrics-auth",
+        choices=["none", "required"],
+        default="none",
+        help="whether GET /metrics needs a read key (none: Prometheus scrapes without credentials)",
+    )
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--log-format", default="json", choices=["json", "console"])
+    p.add_argument("--tls-cert", metavar="FILE", help="serve HTTPS with this certificate (with --tls-key)")
+    p.add_argument("--tls-key", metavar="FILE")
+    p.set_defaults(func=run)
+
+
+def settings_from_args(args: argparse.Namespace) -> ExporterSettings:
+    if not 0 < args.port < 65536:
+        raise UsageError(f"--port must be 1-65535, not {args.port}")
+    keys_file = Path(args.api_keys)
+    if not keys_file.is_file():
+        raise UsageError(f"--api-keys: no such file {keys_file}")
+    pseudonym_keys: dict[str, bytes] = {}
+    current = ""
+    if args.pseudonym_key_file:
+        pseudonym_keys, current = load_pseudonym_keys(args.pseudonym_key_file)
+    return ExporterSettings(
+        api_keys_file=keys_file,
+        pseudonym_keys=pseudonym_keys,
+        pseudonym_key_current=current,
+        max_series_per_tenant=args.max_series_per_tenant,
+        max_event_types_per_tenant=args.max_event_types_per_tenant,
+        rate_limit=args.rate_limit,
+        rate_burst=args.rate_burst,
+        max_body_bytes=args.max_body_bytes,
+        max_batch_events=args.max_batch_events,
+        metrics_auth=args.metrics_auth,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+    configure_logging(args.log_level, args.log_format)
+    from exporters.app import create_app  # the web stack loads only for this subcommand
+    from tenantpulse.serving import serve
+
+    app = create_app(settings)  # reads the keys file: a bad one is a UsageError before binding
+    serve(app, args.host, args.port, args.tls_cert, args.tls_key)
+    return 0

@@ -1,0 +1,86 @@
+"""What the exporter process is configured with, checked once at startup.
+
+Everything a user can get wrong here (a missing file, a zero rate) is refused with a ``UsageError``
+before the server binds its port, so a bad flag is a message and exit code 2, never a half-started server.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import yaml
+
+from tenantpulse.errors import UsageError
+
+MetricsAuth = Literal["none", "required"]
+
+
+@dataclass(frozen=True)
+class ExporterSettings:
+    """Exporter configuration. ``api_keys_file`` is the YAML keys file read by ``security.keys.KeyRing``."""
+
+    api_keys_file: Path
+    pseudonym_keys: dict[str, bytes] = field(default_factory=dict)
+    pseudonym_key_current: str = ""
+    max_series_per_tenant: int = 10_000
+    max_event_types_per_tenant: int = 50
+    rate_limit: float = 5_000.0
+    rate_burst: float | None = None
+    max_body_bytes: int = 4 * 1024 * 1024
+    max_batch_events: int = 10_000
+    metrics_auth: MetricsAuth = "none"
+    system_metrics_interval: float = 5.0
+
+    def __post_init__(self) -> None:
+        for name in (
+            "max_series_per_tenant",
+            "max_event_types_per_tenant",
+            "max_body_bytes",
+            "max_batch_events",
+        ):
+            if getattr(self, name) < 1:
+                raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
+        if not self.rate_limit > 0:
+            raise UsageError("--rate-limit must be a positive number of events per second")
+        if self.rate_burst is not None and not self.rate_burst >= 1:
+            raise UsageError("--rate-burst must be at least 1 event")
+        if self.metrics_auth not in ("none", "required"):
+            raise UsageError("--metrics-auth must be 'none' or 'required'")
+        if not self.pseudonym_keys:
+            # No key file: a random per-process key. Unique-user sketches live in memory only, so
+            # nothing outlives the process that could need the same key again.
+            object.__setattr__(self, "pseudonym_keys", {"ephemeral": secrets.token_bytes(32)})
+            object.__setattr__(self, "pseudonym_key_current", "ephemeral")
+        if self.pseudonym_key_current not in self.pseudonym_keys:
+            raise UsageError(f"pseudonym key {self.pseudonym_key_current!r} is not among the keys given")
+
+    @property
+    def burst(self) -> float:
+        """Bucket size: by default two seconds' worth of events, and never below one full batch of 500."""
+        return self.rate_burst if self.rate_burst is not None else max(2 * self.rate_limit, 500.0)
+
+
+def load_pseudonym_keys(path: str | Path) -> tuple[dict[str, bytes], str]:
+    """Read a pseudonym key file: ``{current: v2, keys: {v1: "<secret>", v2: "<secret>"}}``.
+
+    Several keys let an operator rotate: new user ids hash with ``current``; the others stay known.
+    Secrets are strings of at least 16 characters (e.g. ``tenantpulse keys state-key`` output).
+    """
+    try:
+        doc = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise UsageError(f"cannot read pseudonym key file {path}: {exc}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("keys"), dict) or not doc["keys"]:
+        raise UsageError(f"{path}: expected a mapping with a non-empty 'keys' mapping (id: secret)")
+    keys: dict[str, bytes] = {}
+    for key_id, secret in doc["keys"].items():
+        if not isinstance(secret, str) or len(secret) < 16:
+            raise UsageError(f"{path}: keys.{key_id} must be a string of at least 16 characters")
+        keys[str(key_id)] = secret.encode()
+    current = str(doc.get("current") or next(iter(keys)))
+    if current not in keys:
+        raise UsageError(f"{path}: current key {current!r} is not in 'keys'")
+    return keys, current

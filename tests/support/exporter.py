@@ -1,0 +1,174 @@
+"""The real exporter (``python -m tenantpulse.cli exporter``) as a subprocess on a free loopback port.
+
+Usage::
+
+    from tests.support.exporter import Exporter, exporter  # noqa: F401  (``exporter`` is a fixture)
+
+    def test_something(exporter):  # tenants t1, t2, t3; a fresh process per test
+        exporter.post({"tenant_id": "t1", "user_id": "u1", "event_type": "song_play"}, key="t1")
+        r = requests.get(f"{exporter.url}/analytics/metrics/t1", headers=exporter.auth("t1"))
+
+    with Exporter(tmp_path, tenants=("a", "b"), extra_args=["--rate-limit", "100"]) as ex:
+        ex.keys["a"]        # write+read key bound to tenant a
+        ex.keys["a:read"]   # read-only key for a
+        ex.keys["a:write"]  # write-only key for a
+        ex.keys["admin"]    # tenant "*" admin key
+        ex.target           # "127.0.0.1:PORT", for a Prometheus static_config
+        ex.scrape_config("tp", tenant="a")  # a ready scrape job for tests.support.prometheus.Prometheus
+        ex.log_lines()      # the exporter's JSON log lines so far, parsed
+
+Keys are plain in the keys file (development form); ``ex.keys_file`` is its path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import yaml
+
+from tests.support.ports import free_port, wait_until
+
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT_TENANTS = ("t1", "t2", "t3")
+
+
+def write_keys_file(path: Path, tenants: Sequence[str]) -> dict[str, str]:
+    """A keys file with, per tenant, a read+write, a read-only and a write-only key, plus an admin key."""
+    keys: dict[str, str] = {}
+    entries: list[dict[str, Any]] = []
+    for tenant in tenants:
+        for suffix, scopes in (("", ["write", "read"]), (":read", ["read"]), (":write", ["write"])):
+            name = tenant + suffix
+            keys[name] = f"test-{name.replace(':', '-')}-{secrets.token_hex(8)}"
+            entries.append({"key": keys[name], "tenant": tenant, "scopes": scopes, "id": name})
+    keys["admin"] = f"test-admin-{secrets.token_hex(8)}"
+    entries.append({"key": keys["admin"], "tenant": "*", "scopes": ["admin"], "id": "admin"})
+    path.write_text(yaml.safe_dump({"keys": entries}))
+    return keys
+
+
+class Exporter:
+    """Start/stop the exporter process; helpers for auth headers, posting, and scrape configs."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        tenants: Sequence[str] = DEFAULT_TENANTS,
+        extra_args: Sequence[str] = (),
+    ) -> None:
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.tenants = tuple(tenants)
+        self.keys_file = self.workdir / "exporter-keys.yaml"
+        self.keys = write_keys_file(self.keys_file, self.tenants)
+        self.port = free_port()
+        self.target = f"127.0.0.1:{self.port}"
+        self.url = f"http://{self.target}"
+        self.log_path = self.workdir / "exporter.log"
+        self.command = [
+            sys.executable,
+            "-m",
+            "tenantpulse.cli",
+            "exporter",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--api-keys",
+            str(self.keys_file),
+            *extra_args,
+        ]
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Exporter:
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+        }
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            self.command, cwd=REPO, env=env, stdout=self._log, stderr=subprocess.STDOUT
+        )
+
+        def ready() -> bool:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"exporter exited with {self.proc.returncode}:\n{self.log_path.read_text()}"
+                )
+            return requests.get(f"{self.url}/readyz", timeout=1).status_code == 200
+
+        try:
+            wait_until(ready, timeout=30, what="exporter /readyz")
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+            self.proc = None
+            self._log.close()
+
+    def __enter__(self) -> Exporter:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def auth(self, key: str) -> dict[str, str]:
+        """``Authorization`` header for a key by name (``"t1"``, ``"t1:read"``, ``"admin"``)."""
+        return {"Authorization": f"Bearer {self.keys[key]}"}
+
+    def post(self, body: dict[str, Any], key: str, check: bool = True) -> requests.Response:
+        """POST one event / business object / batch to the ingest API with the named key."""
+        r = requests.post(f"{self.url}/analytics/metrics", json=body, headers=self.auth(key), timeout=10)
+        if check and r.status_code != 200:
+            raise AssertionError(f"ingest refused: {r.status_code} {r.text}")
+        return r
+
+    def metrics(self, tenant: str | None = None, openmetrics: bool = False) -> str:
+        headers = {"Accept": "application/openmetrics-text; version=1.0.0"} if openmetrics else {}
+        params = {"tenant": tenant} if tenant else {}
+        r = requests.get(f"{self.url}/metrics", params=params, headers=headers, timeout=10)
+        r.raise_for_status()
+        return r.text
+
+    def scrape_config(self, job: str = "tenantpulse", tenant: str | None = None) -> dict[str, Any]:
+        config: dict[str, Any] = {"job_name": job, "static_configs": [{"targets": [self.target]}]}
+        if tenant is not None:
+            config["params"] = {"tenant": [tenant]}
+        return config
+
+    def log_lines(self) -> list[dict[str, Any]]:
+        """The JSON log lines written so far (non-JSON lines are skipped)."""
+        out = []
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            try:
+                doc = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(doc, dict):
+                out.append(doc)
+        return out
+
+
+@pytest.fixture
+def exporter(tmp_path: Path) -> Iterator[Exporter]:
+    """A running exporter for tenants t1, t2, t3 (see ``Exporter``)."""
+    with Exporter(tmp_path / "exporter") as ex:
+        yield ex
