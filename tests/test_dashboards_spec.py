@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import tenantpulse.cli
 from exporters import catalog as c
 from grafana import layout
 from grafana import spec as s
@@ -17,6 +18,13 @@ from tenantpulse.cli import main
 from tenantpulse.errors import UsageError
 
 sizes = st.lists(st.tuples(st.integers(1, 24), st.integers(1, 12)), min_size=1, max_size=40)
+
+
+@pytest.fixture(autouse=True)
+def only_dashboard_commands(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real CLI with just this part's subcommands, so other parts' work in progress cannot break it."""
+    assert "grafana.cli" in tenantpulse.cli.COMMAND_MODULES
+    monkeypatch.setattr(tenantpulse.cli, "COMMAND_MODULES", ("grafana.cli",))
 
 
 def _overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
