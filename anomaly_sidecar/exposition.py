@@ -1,0 +1,136 @@
+"""The sidecar's /metrics body, rendered once per cycle and served as ready bytes to every scrape.
+
+With 100k series x 7 families, ``prometheus_client`` would build a Sample object per value on
+every scrape. Here each series' label set is rendered once when the series appears; values live
+in numpy arrays indexed like the detector bank; a render only formats the numbers. Series with no
+value yet (NaN, e.g. before the first forecast) are left out rather than exposed as NaN.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from exporters import catalog as c
+
+SERIES_FAMILIES: tuple[c.Metric, ...] = (
+    c.ANOMALY_SCORE,
+    c.ANOMALY_EXPECTED,
+    c.ANOMALY_LOWER,
+    c.ANOMALY_UPPER,
+)
+FORECAST_FAMILIES: tuple[c.Metric, ...] = (c.FORECAST, c.FORECAST_LOWER, c.FORECAST_UPPER)
+HEALTH_FAMILIES: tuple[c.Metric, ...] = (
+    c.ANOMALY_STALE,
+    c.SIDECAR_CYCLE_DURATION,
+    c.SIDECAR_SERIES,
+    c.SIDECAR_QUERY_ERRORS,
+    c.SIDECAR_LAST_SUCCESS,
+)
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def escape_label_value(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def format_value(v: float) -> str:
+    """Prometheus text spelling of a float (Python's repr, except for the infinities and NaN)."""
+    if v != v:
+        return "NaN"
+    if v in (float("inf"), float("-inf")):
+        return "+Inf" if v > 0 else "-Inf"
+    return repr(v)
+
+
+def _header(metric: c.Metric) -> str:
+    return f"# HELP {metric.name} {metric.help}\n# TYPE {metric.name} {metric.type}\n"
+
+
+class OutputTable:
+    """Latest score/band/forecast per bank index, plus the sidecar's health; renders to bytes."""
+
+    def __init__(self, horizon: str, capacity: int = 1024) -> None:
+        self.horizon_labels = f',{c.HORIZON}="{escape_label_value(horizon)}"'
+        self._lock = threading.Lock()
+        self._labels: list[str | None] = [None] * capacity
+        self.values = {m.name: np.full(capacity, np.nan) for m in SERIES_FAMILIES + FORECAST_FAMILIES}
+        self.health: dict[str, float] = {m.name: 0.0 for m in HEALTH_FAMILIES}
+        self._series_body = ""
+        self._body = b""
+
+    @property
+    def capacity(self) -> int:
+        return len(self._labels)
+
+    def _grow(self, needed: int) -> None:
+        size = self.capacity
+        while size <= needed:
+            size *= 2
+        extra = size - self.capacity
+        self._labels.extend([None] * extra)
+        for name, arr in self.values.items():
+            self.values[name] = np.concatenate([arr, np.full(extra, np.nan)])
+
+    def add(self, keys: list[tuple[str, str]], indices: np.ndarray) -> None:
+        """Render the label sets of new series once (their values start as missing)."""
+        if len(indices) == 0:
+            return
+        with self._lock:
+            if int(indices.max()) >= self.capacity:
+                self._grow(int(indices.max()))
+            for (tenant, indicator), idx in zip(keys, indices.tolist(), strict=True):
+                self._labels[idx] = (
+                    f'{{{c.TENANT}="{escape_label_value(tenant)}",{c.INDICATOR}="{escape_label_value(indicator)}"'
+                )
+                for arr in self.values.values():
+                    arr[idx] = np.nan
+
+    def remove(self, indices: np.ndarray) -> None:
+        with self._lock:
+            for idx in np.asarray(indices).tolist():
+                self._labels[idx] = None
+
+    def set(self, metric: c.Metric, indices: np.ndarray, values: np.ndarray) -> None:
+        self.values[metric.name][indices] = values
+
+    def set_health(self, metric: c.Metric, value: float) -> None:
+        self.health[metric.name] = float(value)
+
+    def get(self, metric: c.Metric, idx: int) -> float:
+        return float(self.values[metric.name][idx])
+
+    def render_series(self) -> None:
+        """Re-render the per-series families (call after a cycle or forecast refresh updated values)."""
+        with self._lock:
+            active = np.fromiter((i for i, lab in enumerate(self._labels) if lab is not None), dtype=np.intp)
+            labels = [self._labels[i] for i in active.tolist()]
+            parts: list[str] = []
+            for metric in SERIES_FAMILIES + FORECAST_FAMILIES:
+                closing = (self.horizon_labels if metric in FORECAST_FAMILIES else "") + "} "
+                vals = self.values[metric.name][active]
+                keep = np.flatnonzero(~np.isnan(vals))
+                parts.append(_header(metric))
+                if len(keep) == len(vals):
+                    pairs = zip(labels, vals.tolist(), strict=True)
+                else:
+                    pairs = zip([labels[k] for k in keep.tolist()], vals[keep].tolist(), strict=True)
+                name = metric.name
+                if np.isfinite(vals[keep]).all():
+                    parts.append("".join([f"{name}{lab}{closing}{v!r}\n" for lab, v in pairs]))
+                else:
+                    parts.append("".join([f"{name}{lab}{closing}{format_value(v)}\n" for lab, v in pairs]))
+            self._series_body = "".join(parts)
+        self.render_health()
+
+    def render_health(self) -> None:
+        """Re-render only the health gauges, reusing the last series text (cheap; used while stale)."""
+        health = "".join(
+            f"{_header(m)}{m.name} {format_value(self.health[m.name])}\n" for m in HEALTH_FAMILIES
+        )
+        self._body = (health + self._series_body).encode()
+
+    def body(self) -> bytes:
+        """The last rendered exposition (a scrape never waits for a render)."""
+        return self._body
