@@ -12,20 +12,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import log_ndtr
+from scipy.special import log_ndtr, ndtri
 
 DAY = 86_400.0
 WEEK = 7 * DAY
 
-# Score s means "a deviation this large (sustained) has tail probability 10 ** (-SCORE_DECADES * s)".
-SCORE_DECADES = 6.0
+# A score s means the deviation, judged against the series' own history of deviations, has tail
+# probability 10 ** (-SCORE_DECADES * -ln(1 - s)): 0.5 -> 10^-2.1, 0.75 -> 10^-4.2, 0.9 -> 10^-6.9.
+SCORE_DECADES = 3.0
 
 # Alarm thresholds on the score, i.e. on the tail probability: low 1e-5.4, medium 1e-4.5, high 1e-3.6.
 SENSITIVITY: dict[str, float] = {"low": 0.9, "medium": 0.75, "high": 0.6}
 
 DEFAULT_WARMUP = 150
 
-_DAILY_BINS = 48  # 30-minute bins: fine enough for 5-minute data, small enough for 100k series
+_DAILY_BINS = 288  # 30-minute bins: fine enough for 5-minute data, small enough for 100k series
 _WEEKLY_BINS = 56  # 3-hour bins over the week
 
 # Float state per series (name -> initial value) and the seasonal profiles (name -> bins).
@@ -38,10 +39,14 @@ _SCALARS: dict[str, float] = {
     "err_daily": np.nan,
     "err_weekly": np.nan,
     "run": 0.0,  # signed count of consecutive large same-sign residuals (level-shift detector)
-    "short": 0.0,  # short-term mean of the raw surprise
-    "long_mean": 0.0,  # long-run mean / variance of the short-term mean (calibration)
-    "long_var": 1.0,
+    "short": 0.0,  # short-term mean of the surprise u = log(1 + z)
+    "peak": 0.0,  # decaying maximum of recent deviations (one alarm per episode)
+    "u_mean": 0.0,  # long-run mean / variance of u and of its short-term mean (calibration)
+    "u_var": 0.0,
+    "s_mean": 0.0,
+    "s_var": 0.0,
 }
+_FIRST = {"count", "t_last", "level", "abs_mean"}  # what the first sample of a series sets
 _PROFILES: dict[str, int] = {"daily": _DAILY_BINS, "weekly": _WEEKLY_BINS}
 
 
@@ -51,9 +56,12 @@ class Params:
 
     alpha_level: float = 0.1
     alpha_err: float = 0.02
-    alpha_season: float = 0.1
-    alpha_short: float = 0.3
+    alpha_season: float = 0.3
+    alpha_short: float = 0.1
     alpha_long: float = 0.002
+    w_short: float = 1.0
+    suppress: float = 0.7
+    peak_decay: float = 0.98
     clip: float = 4.0  # residuals are winsorised at clip x spread before they update the model
     shift_run: float = 6.0  # this many consecutive large same-sign residuals -> treat as a level shift
     season_gain: float = 0.9  # a seasonal model must cut the error by 10% to be chosen
@@ -168,14 +176,23 @@ class DetectorBank:
         resid = x - expected
         z = np.where(ok & ~first, np.abs(resid) / spread, 0.0)
 
-        # Calibration: the short-term mean of a bounded surprise, compared with its long-run
-        # distribution, gives a tail probability (the "anomaly likelihood" idea of Ahmad et al. 2017).
-        raw = np.minimum(z, 3 * p.clip)
-        short = np.where(ok, s["short"] + p.alpha_short * (raw - s["short"]), s["short"])
-        dev = (short - s["long_mean"]) / np.sqrt(np.maximum(s["long_var"], 1e-6))
-        log_p = np.minimum(_log10_tail(z), _log10_upper_gauss(dev))
-        score = np.clip(-log_p / SCORE_DECADES, 0.0, 1.0)
-        score = np.where(ok & ~first, score, 0.0)
+        # Calibration ("anomaly likelihood", Ahmad et al. 2017): the surprise u = log(1 + z), now and
+        # as a short-term mean, is compared with its own long-run distribution, so one threshold
+        # means the same tail probability on a noisy series as on a quiet one.
+        n = s["count"]
+        live = ok & ~first
+        u = np.log1p(z)
+        signed = np.where(live, resid / spread, 0.0)
+        signed = np.clip(signed, -p.clip, p.clip)
+        short = s["short"] + p.alpha_short * (signed - s["short"])
+        u_s = np.abs(short)
+        dev_u = (u - s["u_mean"]) / np.sqrt(s["u_var"] + 1e-4)
+        dev_s = (u_s - s["s_mean"]) / np.sqrt(s["s_var"] + 1e-4)
+        # A deviation is news only if it exceeds what this series did recently: one alarm per episode.
+        dev = np.maximum(dev_u, p.w_short * dev_s)
+        news = dev - p.suppress * np.maximum(s["peak"], 0.0)
+        log_p = _log10_upper_gauss(news)
+        score = np.where(live & (n >= 3), _score(log_p), 0.0)
 
         # Learn. Early on the rates are 1/n (plain running means), later the fixed EW rates.
         n = s["count"]
@@ -195,10 +212,9 @@ class DetectorBank:
         sd_new = sd + p.alpha_season * season_resid
         sw_new = sw + p.alpha_season * np.clip(x - level - sd_new - sw, -p.clip * spread, p.clip * spread)
 
-        lm, lv = s["long_mean"], s["long_var"]
-        d = short - lm
-        new_lm = lm + p.alpha_long * d
-        new_lv = (1 - p.alpha_long) * (lv + p.alpha_long * d * d)
+        a_c = np.maximum(p.alpha_long, 1.0 / np.maximum(n, 1.0))
+        u_mean, u_var = _ew_moments(s["u_mean"], s["u_var"], u, a_c)
+        s_mean, s_var = _ew_moments(s["s_mean"], s["s_var"], u_s, a_c)
 
         upd = {
             "count": s["count"] + 1,
@@ -210,22 +226,27 @@ class DetectorBank:
             "err_weekly": new_errs[2],
             "run": np.where(shifted, 0.0, run),
             "short": short,
-            "long_mean": new_lm,
-            "long_var": new_lv,
+            "peak": np.maximum(dev, s["peak"] * p.peak_decay),
+            "u_mean": u_mean,
+            "u_var": u_var,
+            "s_mean": s_mean,
+            "s_var": s_var,
         }
         for k, v in upd.items():
-            self._s[k][idx] = np.where(ok, v, s[k])
+            self._s[k][idx] = np.where(live | (first & (k in _FIRST)), v, s[k])
         okd = ok & ~first
         self._p["daily"][idx[okd], bd[okd]] = sd_new[okd]
         self._p["weekly"][idx[okd], bw[okd]] = sw_new[okd]
 
-        band = self._band() * spread
+        band = self._band(s["u_mean"], s["u_var"]) * spread
         alarm = (score >= self.threshold) & (s["count"] >= self.warmup) & ok
         return Scores(score, expected, expected - band, expected + band, alarm)
 
-    def _band(self) -> float:
+    def _band(self, u_mean: np.ndarray, u_var: np.ndarray) -> np.ndarray:
         """Half-width of the expected band, in spreads: the deviation that alone reaches the threshold."""
-        return self.threshold * SCORE_DECADES * np.log(10.0)
+        log10_p = SCORE_DECADES * np.log1p(-self.threshold)
+        dev = -ndtri(10.0**log10_p)
+        return np.expm1(u_mean + dev * np.sqrt(u_var + 1e-4))
 
     # -- persistence -----------------------------------------------------------------------------
 
@@ -259,9 +280,18 @@ def _choose(errs: np.ndarray, gain: float) -> np.ndarray:
     return np.where(e[2] < gain * best, 2, model)
 
 
-def _log10_tail(z: np.ndarray) -> np.ndarray:
-    """log10 of exp(-z): Laplace tail probability of a deviation of z mean-absolute-deviations."""
-    return -z / np.log(10.0)
+def _ew_moments(
+    mean: np.ndarray, var: np.ndarray, v: np.ndarray, a: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exponentially weighted mean and variance; v is capped at mean + 4 sd so outliers do not inflate them."""
+    v = np.minimum(v, mean + 4.0 * np.sqrt(var) + 1e-2)
+    d = v - mean
+    return mean + a * d, (1.0 - a) * (var + a * d * d)
+
+
+def _score(log10_p: np.ndarray) -> np.ndarray:
+    """Map a tail probability to [0, 1): monotone, never saturating (ranks stay distinct)."""
+    return -np.expm1(log10_p / SCORE_DECADES)
 
 
 def _log10_upper_gauss(z: np.ndarray) -> np.ndarray:
