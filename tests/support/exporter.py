@@ -18,10 +18,16 @@ Usage::
         ex.log_lines()      # the exporter's JSON log lines so far, parsed
 
 Keys are plain in the keys file (development form); ``ex.keys_file`` is its path.
+
+In-process (no subprocess; for unit tests of routers)::
+
+    client, keys = app_client(tmp_path, rate_limit=100.0)   # fastapi TestClient, lifespan started
+    client.post("/analytics/metrics", json=..., headers=bearer(keys["t1"]))
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -34,6 +40,8 @@ from typing import Any
 import pytest
 import requests
 import yaml
+from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.ports import free_port, wait_until
 
@@ -165,6 +173,34 @@ class Exporter:
             if isinstance(doc, dict):
                 out.append(doc)
         return out
+
+
+def sample_value(exposition: str, name: str, **labels: str) -> float | None:
+    """The value of the sample ``name`` whose labels include ``labels``, parsed by prometheus_client."""
+    for family in text_string_to_metric_families(exposition):
+        for s in family.samples:
+            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
+                return float(s.value)
+    return None
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+@contextlib.contextmanager
+def app_client(
+    workdir: Path, tenants: Sequence[str] = DEFAULT_TENANTS, **settings: Any
+) -> Iterator[tuple[TestClient, dict[str, str]]]:
+    """The exporter app in-process behind a ``TestClient`` (lifespan run), and its keys by name."""
+    from exporters.app import create_app
+    from exporters.settings import ExporterSettings
+
+    keys_file = Path(workdir) / "exporter-keys.yaml"
+    keys = write_keys_file(keys_file, tenants)
+    app = create_app(ExporterSettings(api_keys_file=keys_file, **settings))
+    with TestClient(app) as client:
+        yield client, keys
 
 
 @pytest.fixture
