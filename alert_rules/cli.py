@@ -1,0 +1,51 @@
+"""``tenantpulse generate rules|alertmanager --spec FILE --out DIR [--check]``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from alert_rules import checks
+from alert_rules.alertmanager import write_alertmanager
+from alert_rules.rules import RULES_FILE, TESTS_FILE, write_rules
+from alert_rules.spec import load_spec
+
+
+def register(root: argparse._SubParsersAction, generate: argparse._SubParsersAction) -> None:
+    del root  # only generators here
+    rules = generate.add_parser(
+        "rules",
+        help="Prometheus rule file, PrometheusRule object and promtool unit tests from an alert spec",
+    )
+    _common(rules)
+    rules.set_defaults(func=_rules)
+    am = generate.add_parser(
+        "alertmanager", help="alertmanager.yml and notification templates from an alert spec"
+    )
+    _common(am)
+    am.set_defaults(func=_alertmanager)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--spec", required=True, type=Path, help="alert spec YAML (see examples/alerts.yaml)")
+    p.add_argument("--out", required=True, type=Path, help="output directory (created if missing)")
+    p.add_argument("--check", action="store_true", help="also run promtool / amtool on the output")
+
+
+def _rules(args: argparse.Namespace) -> int:
+    paths = write_rules(load_spec(args.spec), args.out)
+    if args.check:
+        checks.check_rules(args.out / RULES_FILE)
+        checks.test_rules(args.out / TESTS_FILE)
+    for p in paths:
+        print(p)
+    return 0
+
+
+def _alertmanager(args: argparse.Namespace) -> int:
+    paths = write_alertmanager(load_spec(args.spec), args.out)
+    if args.check:
+        checks.check_alertmanager(paths[0])
+    for p in paths:
+        print(p)
+    return 0

@@ -1,0 +1,612 @@
+"""The alert spec: YAML (or the same dict from Python) parsed into checked dataclasses.
+
+Every mistake is reported as a ``SpecError`` naming the alert, the field and the valid
+choices, so an SRE fixes the spec from the message alone and the CLI/API never show a traceback.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from alert_rules.conditions import Condition, ConditionError, parse_condition
+from alert_rules.templating import TemplateError, check_template
+from exporters import catalog, indicators
+from tenantpulse.errors import UsageError
+
+SEVERITIES = ("critical", "warning", "info")
+CHANNELS = ("slack", "email")
+SENSITIVITIES = {"high": "1m", "medium": "5m", "low": "15m"}
+"""Anomaly alerts: a more sensitive alert waits less before firing."""
+
+DURATION_RE = re.compile(r"^((\d+)y)?((\d+)w)?((\d+)d)?((\d+)h)?((\d+)m)?((\d+)s)?((\d+)ms)?$")
+NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+ACTION_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+SLO_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+_UNITS = {"y": 365 * 86400, "w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1, "ms": 0.001}
+
+
+class SpecError(UsageError):
+    """A spec mistake; ``alert`` and ``field`` say where (for the API's 422 body)."""
+
+    def __init__(self, message: str, alert: str | None = None, field: str | None = None) -> None:
+        where = " ".join(
+            p for p in (f"alert {alert!r}:" if alert else "", f"field {field!r}:" if field else "") if p
+        )
+        super().__init__(f"{where} {message}".strip())
+        self.alert = alert
+        self.field = field
+        self.reason = message
+
+
+def seconds(duration: str) -> float:
+    """Seconds in a Prometheus duration such as ``1h30m`` (already validated)."""
+    return sum(float(n) * _UNITS[u] for n, u in re.findall(r"(\d+)(ms|y|w|d|h|m|s)", duration))
+
+
+@dataclass(frozen=True)
+class SlackChannel:
+    api_url_file: str
+    channel: str | None = None
+    channel_by_severity: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EmailChannel:
+    to: str
+    sender: str
+    smarthost: str
+    auth_username: str | None = None
+    auth_password_file: str | None = None
+    require_tls: bool = True
+
+
+@dataclass(frozen=True)
+class Routing:
+    group_wait: str = "30s"
+    group_interval: str = "5m"
+    repeat_interval: str = "4h"
+    repeat_by_severity: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TestInputs:
+    """Hand-written promtool inputs for an alert whose inputs cannot be synthesised (raw ``expr``)."""
+
+    firing: tuple[dict[str, str], ...]
+    quiet: tuple[dict[str, str], ...]
+    tenant: str
+    value: float
+
+
+@dataclass(frozen=True)
+class AlertSpec:
+    name: str
+    severity: str
+    for_: str
+    channels: tuple[str, ...]
+    actions: tuple[str, ...]
+    tenants: tuple[str, ...]  # empty = all tenants
+    summary: str
+    description: str
+    runbook_url: str
+    condition: Condition | None = None
+    expr: str | None = None
+    test: TestInputs | None = None
+    extra_labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MlAlertSpec:
+    name: str
+    model: str  # the indicator the anomaly sidecar scores
+    threshold: float
+    sensitivity: str
+    severity: str
+    for_: str
+    channels: tuple[str, ...]
+    actions: tuple[str, ...]
+    tenants: tuple[str, ...]
+    summary: str
+    description: str
+    runbook_url: str
+
+
+@dataclass(frozen=True)
+class SliPart:
+    """One side of an SLI ratio: a catalog counter (with matchers) or a named rate indicator."""
+
+    metric: catalog.Metric | None = None
+    suffix: str = ""
+    match: dict[str, str] = field(default_factory=dict)
+    indicator: str | None = None
+
+
+@dataclass(frozen=True)
+class SloSpec:
+    name: str
+    objective: float
+    kind: str  # "error" (error/total) or "good" (good/total)
+    part: SliPart  # the error or the good events
+    total: SliPart
+    period: str
+    tenants: tuple[str, ...]
+    severity_page: str
+    severity_ticket: str
+    page_for: str
+    ticket_for: str
+    channels: tuple[str, ...]
+    actions: tuple[str, ...]
+    runbook_url: str
+
+
+@dataclass(frozen=True)
+class Spec:
+    alerts: tuple[AlertSpec, ...]
+    ml_alerts: tuple[MlAlertSpec, ...]
+    slos: tuple[SloSpec, ...]
+    slack: SlackChannel | None
+    email: EmailChannel | None
+    actions: dict[str, str]  # action name -> webhook URL
+    routing: Routing
+    window: str
+    raw: dict[str, Any]
+
+    def alert_names(self) -> list[str]:
+        from alert_rules.slo import alert_name as slo_alert_name
+
+        return (
+            [a.name for a in self.alerts]
+            + [a.name for a in self.ml_alerts]
+            + [slo_alert_name(s) for s in self.slos]
+        )
+
+
+def load_spec(path: str | Path) -> Spec:
+    """Read and validate a YAML spec file."""
+    p = Path(path)
+    try:
+        data = yaml.safe_load(p.read_text())
+    except OSError as exc:
+        raise SpecError(f"cannot read spec file {str(p)!r}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise SpecError(f"spec file {str(p)!r} is not valid YAML: {exc}") from None
+    return parse_spec(data)
+
+
+def parse_spec(data: Any) -> Spec:
+    """Validate a spec dict; the first mistake raises ``SpecError``."""
+    if data is None:
+        data = {}
+    _mapping(
+        data, None, "spec", {"defaults", "channels", "actions", "routing", "alerts", "ml_alerts", "slos"}
+    )
+    defaults = _mapping(
+        data.get("defaults", {}), None, "defaults", {"for", "severity", "window", "runbook_base", "tenants"}
+    )
+    channels = _mapping(data.get("channels", {}), None, "channels", set(CHANNELS))
+    slack = _slack(channels["slack"]) if "slack" in channels else None
+    email = _email(channels["email"]) if "email" in channels else None
+    actions = _actions(data.get("actions", {}))
+    routing = _routing(data.get("routing", {}))
+    window = _duration(defaults.get("window", "5m"), None, "defaults.window")
+    ctx = _Context(
+        defaults=defaults,
+        channels=tuple(c for c in CHANNELS if c in channels),
+        actions=tuple(actions),
+        window=window,
+    )
+    alerts = tuple(_alert(a, i, ctx) for i, a in enumerate(_list(data.get("alerts", []), "alerts")))
+    ml_alerts = tuple(
+        _ml_alert(a, i, ctx) for i, a in enumerate(_list(data.get("ml_alerts", []), "ml_alerts"))
+    )
+    slos = tuple(_slo(s, i, ctx) for i, s in enumerate(_list(data.get("slos", []), "slos")))
+    spec = Spec(alerts, ml_alerts, slos, slack, email, actions, routing, window, data)
+    names = spec.alert_names()
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise SpecError(
+            f"duplicate alert name(s) {dupes}: names must be unique", alert=dupes[0], field="name"
+        )
+    return spec
+
+
+@dataclass(frozen=True)
+class _Context:
+    defaults: dict[str, Any]
+    channels: tuple[str, ...]
+    actions: tuple[str, ...]
+    window: str
+
+
+_COMMON = {
+    "name",
+    "severity",
+    "for",
+    "channels",
+    "actions",
+    "tenants",
+    "summary",
+    "description",
+    "runbook_url",
+    "labels",
+}
+
+
+def _alert(raw: Any, index: int, ctx: _Context) -> AlertSpec:
+    name = _name(raw, index, "alerts")
+    _mapping(raw, name, "alert", _COMMON | {"condition", "expr", "test"})
+    if ("condition" in raw) == ("expr" in raw):
+        raise SpecError(
+            "give exactly one of 'condition' (indicator language) or 'expr' (raw PromQL)", name, "condition"
+        )
+    condition = expr = test = None
+    if "condition" in raw:
+        try:
+            condition = parse_condition(_str(raw["condition"], name, "condition"), ctx.window)
+        except ConditionError as exc:
+            raise SpecError(str(exc), name, "condition") from None
+        if "test" in raw:
+            raise SpecError(
+                "'test' inputs are only for 'expr' alerts (condition alerts get synthesised ones)",
+                name,
+                "test",
+            )
+    else:
+        expr = _str(raw["expr"], name, "expr")
+        if "test" not in raw:
+            raise SpecError(
+                "raw PromQL alerts need 'test: {firing: [...], quiet: [...], tenant: T, value: V}' inputs "
+                "for their generated promtool test (they cannot be synthesised from PromQL)",
+                name,
+                "test",
+            )
+        test = _test_inputs(raw["test"], name)
+    common = _common(raw, name, ctx, default_summary=f"{name} for tenant {{{{ $labels.tenant }}}}")
+    labels = _mapping(raw.get("labels", {}), name, "labels", None)
+    for k, v in labels.items():
+        if (
+            not NAME_RE.match(str(k))
+            or k in ("severity", "tenant", "alertname")
+            or k.startswith("tenantpulse_")
+        ):
+            raise SpecError(f"label name {k!r} is reserved or invalid", name, "labels")
+        if not isinstance(v, str):
+            raise SpecError(f"label {k!r} must be a string", name, "labels")
+    return AlertSpec(condition=condition, expr=expr, test=test, extra_labels=dict(labels), **common)
+
+
+def _ml_alert(raw: Any, index: int, ctx: _Context) -> MlAlertSpec:
+    name = _name(raw, index, "ml_alerts")
+    _mapping(raw, name, "ml alert", _COMMON | {"model", "threshold", "sensitivity"} - {"labels"})
+    model = _str(raw.get("model", ""), name, "model")
+    if model not in indicators.INDICATORS:
+        raise SpecError(
+            f"unknown model indicator {model!r}; valid: {', '.join(sorted(indicators.INDICATORS))}",
+            name,
+            "model",
+        )
+    sensitivity = raw.get("sensitivity", "medium")
+    if sensitivity not in SENSITIVITIES:
+        raise SpecError(
+            f"unknown sensitivity {sensitivity!r}; valid: {', '.join(SENSITIVITIES)}", name, "sensitivity"
+        )
+    threshold = _number(raw.get("threshold", 0.9), name, "threshold")
+    if not 0 < threshold < 1:
+        raise SpecError(
+            f"threshold {threshold} must be in (0, 1): the anomaly score is calibrated to [0, 1]",
+            name,
+            "threshold",
+        )
+    summary = f"Unusual {model} for tenant {{{{ $labels.tenant }}}}"
+    common = _common({"for": SENSITIVITIES[sensitivity], **raw}, name, ctx, default_summary=summary)
+    return MlAlertSpec(model=model, threshold=threshold, sensitivity=sensitivity, **common)
+
+
+def _slo(raw: Any, index: int, ctx: _Context) -> SloSpec:
+    name = _str(_mapping(raw, None, f"slos[{index}]", None).get("name", ""), None, f"slos[{index}].name")
+    if not SLO_NAME_RE.match(name):
+        raise SpecError(f"SLO name {name!r} must match {SLO_NAME_RE.pattern}", f"slos[{index}]", "name")
+    allowed = {
+        "name",
+        "objective",
+        "indicator",
+        "period",
+        "tenants",
+        "severity",
+        "for",
+        "channels",
+        "actions",
+        "runbook_url",
+    }
+    _mapping(raw, name, "slo", allowed)
+    objective = _number(raw.get("objective"), name, "objective")
+    if not 0 < objective < 1:
+        raise SpecError(f"objective {objective} must be a ratio in (0, 1), e.g. 0.999", name, "objective")
+    ind = _mapping(raw.get("indicator"), name, "indicator", {"error", "good", "total"})
+    kinds = [k for k in ("error", "good") if k in ind]
+    if len(kinds) != 1 or "total" not in ind:
+        raise SpecError("indicator needs 'total' and exactly one of 'error' or 'good'", name, "indicator")
+    severity = _mapping(raw.get("severity", {}), name, "severity", {"page", "ticket"})
+    for_ = _mapping(raw.get("for", {}), name, "for", {"page", "ticket"})
+    page_sev = _choice(severity.get("page", "critical"), SEVERITIES, name, "severity.page")
+    ticket_sev = _choice(severity.get("ticket", "warning"), SEVERITIES, name, "severity.ticket")
+    if 14.4 * (1 - objective) >= 1:
+        raise SpecError(
+            f"objective {objective} is too low for a 14.4x burn-rate page; use > 0.93", name, "objective"
+        )
+    return SloSpec(
+        name=name,
+        objective=objective,
+        kind=kinds[0],
+        part=_sli_part(ind[kinds[0]], name, f"indicator.{kinds[0]}"),
+        total=_sli_part(ind["total"], name, "indicator.total"),
+        period=_duration(raw.get("period", "30d"), name, "period"),
+        tenants=_tenants(raw.get("tenants", ctx.defaults.get("tenants", "all")), name),
+        severity_page=page_sev,
+        severity_ticket=ticket_sev,
+        page_for=_duration(for_.get("page", "2m"), name, "for.page"),
+        ticket_for=_duration(for_.get("ticket", "15m"), name, "for.ticket"),
+        channels=_subset(raw.get("channels", list(ctx.channels)), ctx.channels, name, "channels"),
+        actions=_subset(raw.get("actions", []), ctx.actions, name, "actions"),
+        runbook_url=_runbook(raw, name, ctx),
+    )
+
+
+def _sli_part(raw: Any, alert: str, where: str) -> SliPart:
+    """``request_rate`` (a named indicator) or ``{metric: <catalog counter>, match: {label: value}}``."""
+    if isinstance(raw, str):
+        if raw not in indicators.INDICATORS:
+            raise SpecError(
+                f"unknown indicator {raw!r}; valid: {', '.join(sorted(indicators.INDICATORS))}", alert, where
+            )
+        return SliPart(indicator=raw)
+    m = _mapping(raw, alert, where, {"metric", "match"})
+    name = m.get("metric")
+    counters = sorted(n for n, x in catalog.BY_NAME.items() if x.type in ("counter", "histogram"))
+    metric = catalog.BY_NAME.get(name) if isinstance(name, str) else None
+    base = None
+    if metric is None and isinstance(name, str):
+        for suffix in ("bucket", "count"):
+            base = catalog.BY_NAME.get(name.removesuffix(f"_{suffix}"))
+            if base is not None and base.type == "histogram" and name.endswith(f"_{suffix}"):
+                metric = base
+                break
+    if metric is None or metric.type not in ("counter", "histogram"):
+        raise SpecError(
+            f"unknown counter metric {name!r}; valid: {', '.join(counters)} (histograms as _bucket/_count)",
+            alert,
+            f"{where}.metric",
+        )
+    suffix = name.rsplit("_", 1)[1] if metric.type == "histogram" and name != metric.name else ""
+    if metric.type == "histogram" and not suffix:
+        raise SpecError(
+            f"use {metric.name}_bucket (with match: {{le: ...}}) or {metric.name}_count",
+            alert,
+            f"{where}.metric",
+        )
+    match = {str(k): str(v) for k, v in _mapping(m.get("match", {}), alert, f"{where}.match", None).items()}
+    if any(v[:1] in ("=", "!") for v in match.values()):
+        raise SpecError("SLO matchers take exact label values (no =~, != or !~)", alert, f"{where}.match")
+    try:
+        metric.selector(suffix, **match)
+    except ValueError as exc:
+        raise SpecError(str(exc), alert, f"{where}.match") from None
+    return SliPart(metric=metric, suffix=suffix, match=match)
+
+
+def _common(raw: dict[str, Any], name: str, ctx: _Context, default_summary: str) -> dict[str, Any]:
+    d = ctx.defaults
+    summary = _str(raw.get("summary", default_summary), name, "summary")
+    description = _str(
+        raw.get(
+            "description", f"{name}: value {{{{ $value | humanize }}}} for tenant {{{{ $labels.tenant }}}}."
+        ),
+        name,
+        "description",
+    )
+    for fld, text in (("summary", summary), ("description", description)):
+        try:
+            check_template(text)
+        except TemplateError as exc:
+            raise SpecError(str(exc), name, fld) from None
+    return {
+        "name": name,
+        "severity": _choice(raw.get("severity", d.get("severity", "warning")), SEVERITIES, name, "severity"),
+        "for_": _duration(raw.get("for", d.get("for", "5m")), name, "for"),
+        "channels": _subset(raw.get("channels", list(ctx.channels)), ctx.channels, name, "channels"),
+        "actions": _subset(raw.get("actions", []), ctx.actions, name, "actions"),
+        "tenants": _tenants(raw.get("tenants", d.get("tenants", "all")), name),
+        "summary": summary,
+        "description": description,
+        "runbook_url": _runbook(raw, name, ctx),
+    }
+
+
+def _runbook(raw: dict[str, Any], name: str, ctx: _Context) -> str:
+    if "runbook_url" in raw:
+        return _str(raw["runbook_url"], name, "runbook_url")
+    base = ctx.defaults.get("runbook_base")
+    if base is None:
+        raise SpecError("missing runbook_url (or set defaults.runbook_base)", name, "runbook_url")
+    return f"{_str(base, None, 'defaults.runbook_base').rstrip('/')}/{name}"
+
+
+def _test_inputs(raw: Any, alert: str) -> TestInputs:
+    m = _mapping(raw, alert, "test", {"firing", "quiet", "tenant", "value"})
+    parts = {}
+    for key in ("firing", "quiet"):
+        series = _list(m.get(key, []), f"test.{key}", alert)
+        for s in series:
+            if not isinstance(s, dict) or set(s) != {"series", "values"}:
+                raise SpecError(
+                    "each input is {series: 'name{labels}', values: '0+1x30'}", alert, f"test.{key}"
+                )
+        parts[key] = tuple({"series": str(s["series"]), "values": str(s["values"])} for s in series)
+    if not parts["firing"]:
+        raise SpecError("needs at least one firing input series", alert, "test.firing")
+    return TestInputs(
+        parts["firing"],
+        parts["quiet"],
+        _str(m.get("tenant", ""), alert, "test.tenant"),
+        _number(m.get("value"), alert, "test.value"),
+    )
+
+
+def _slack(raw: Any) -> SlackChannel:
+    m = _mapping(raw, None, "channels.slack", {"api_url_file", "channel", "channel_by_severity"})
+    by_sev = _mapping(
+        m.get("channel_by_severity", {}), None, "channels.slack.channel_by_severity", set(SEVERITIES)
+    )
+    channel = m.get("channel")
+    return SlackChannel(
+        api_url_file=_str(m.get("api_url_file"), None, "channels.slack.api_url_file"),
+        channel=None if channel is None else _str(channel, None, "channels.slack.channel"),
+        channel_by_severity={
+            k: _str(v, None, f"channels.slack.channel_by_severity.{k}") for k, v in by_sev.items()
+        },
+    )
+
+
+def _email(raw: Any) -> EmailChannel:
+    m = _mapping(
+        raw,
+        None,
+        "channels.email",
+        {"to", "from", "smarthost", "auth_username", "auth_password_file", "require_tls"},
+    )
+    smarthost = _str(m.get("smarthost"), None, "channels.email.smarthost")
+    if not re.match(r"^[^:\s]+:\d+$", smarthost):
+        raise SpecError(f"smarthost {smarthost!r} must be host:port", None, "channels.email.smarthost")
+    tls = m.get("require_tls", True)
+    if not isinstance(tls, bool):
+        raise SpecError("require_tls must be true or false", None, "channels.email.require_tls")
+    user, pw = m.get("auth_username"), m.get("auth_password_file")
+    return EmailChannel(
+        to=_str(m.get("to"), None, "channels.email.to"),
+        sender=_str(m.get("from"), None, "channels.email.from"),
+        smarthost=smarthost,
+        auth_username=None if user is None else _str(user, None, "channels.email.auth_username"),
+        auth_password_file=None if pw is None else _str(pw, None, "channels.email.auth_password_file"),
+        require_tls=tls,
+    )
+
+
+def _actions(raw: Any) -> dict[str, str]:
+    out = {}
+    for name, conf in _mapping(raw, None, "actions", None).items():
+        if not ACTION_RE.match(str(name)):
+            raise SpecError(f"action name {name!r} must match {ACTION_RE.pattern}", None, f"actions.{name}")
+        url = _str(_mapping(conf, None, f"actions.{name}", {"url"}).get("url"), None, f"actions.{name}.url")
+        if not re.match(r"^https?://", url):
+            raise SpecError(
+                f"webhook url {url!r} must start with http:// or https://", None, f"actions.{name}.url"
+            )
+        out[str(name)] = url
+    return out
+
+
+def _routing(raw: Any) -> Routing:
+    m = _mapping(
+        raw, None, "routing", {"group_wait", "group_interval", "repeat_interval", "repeat_by_severity"}
+    )
+    by_sev = _mapping(m.get("repeat_by_severity", {}), None, "routing.repeat_by_severity", set(SEVERITIES))
+    return Routing(
+        group_wait=_duration(m.get("group_wait", "30s"), None, "routing.group_wait"),
+        group_interval=_duration(m.get("group_interval", "5m"), None, "routing.group_interval"),
+        repeat_interval=_duration(m.get("repeat_interval", "4h"), None, "routing.repeat_interval"),
+        repeat_by_severity={
+            k: _duration(v, None, f"routing.repeat_by_severity.{k}") for k, v in by_sev.items()
+        },
+    )
+
+
+# --- small checkers: each raises SpecError naming alert + field ------------------------------------
+
+
+def _name(raw: Any, index: int, section: str) -> str:
+    where = f"{section}[{index}]"
+    name = _mapping(raw, where, "alert", None).get("name")
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise SpecError(
+            f"name {name!r} must be an identifier like HighErrorRate ({NAME_RE.pattern})", where, "name"
+        )
+    return name
+
+
+def _mapping(raw: Any, alert: str | None, where: str, allowed: set[str] | None) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise SpecError(
+            f"{where} must be a mapping, got {type(raw).__name__}", alert, where if alert is None else None
+        )
+    if allowed is not None:
+        unknown = sorted(set(map(str, raw)) - allowed)
+        if unknown:
+            fld = unknown[0] if alert else f"{where}.{unknown[0]}"
+            raise SpecError(f"unknown field {unknown[0]!r}; valid: {', '.join(sorted(allowed))}", alert, fld)
+    return raw
+
+
+def _list(raw: Any, where: str, alert: str | None = None) -> list[Any]:
+    if not isinstance(raw, list):
+        raise SpecError(f"{where} must be a list, got {type(raw).__name__}", alert, where)
+    return raw
+
+
+def _str(raw: Any, alert: str | None, fld: str) -> str:
+    if not isinstance(raw, str) or not raw.strip():
+        raise SpecError(f"must be a non-empty string, got {raw!r}", alert, fld)
+    return raw
+
+
+def _number(raw: Any, alert: str | None, fld: str) -> float:
+    if isinstance(raw, bool) or not isinstance(raw, int | float):
+        raise SpecError(f"must be a number, got {raw!r}", alert, fld)
+    return float(raw)
+
+
+def _choice(raw: Any, choices: tuple[str, ...], alert: str | None, fld: str) -> str:
+    if raw not in choices:
+        raise SpecError(f"unknown {fld.split('.')[0]} {raw!r}; valid: {', '.join(choices)}", alert, fld)
+    return raw
+
+
+def _duration(raw: Any, alert: str | None, fld: str) -> str:
+    if not isinstance(raw, str) or not raw or not DURATION_RE.match(raw):
+        raise SpecError(
+            f"bad duration {raw!r}; use a Prometheus duration such as 30s, 5m, 1h30m, 7d", alert, fld
+        )
+    return raw
+
+
+def _subset(raw: Any, valid: tuple[str, ...], alert: str, fld: str) -> tuple[str, ...]:
+    items = [raw] if isinstance(raw, str) else raw
+    if not isinstance(items, list) or not all(isinstance(x, str) for x in items):
+        raise SpecError(
+            f"must be a list of names; valid: {', '.join(valid) or '(none configured)'}", alert, fld
+        )
+    for x in items:
+        if x not in valid:
+            kind = "channel" if fld == "channels" else "action"
+            raise SpecError(
+                f"unknown {kind} {x!r}; valid: {', '.join(valid) or '(none configured)'}", alert, fld
+            )
+    return tuple(dict.fromkeys(items))
+
+
+def _tenants(raw: Any, alert: str) -> tuple[str, ...]:
+    if raw == "all":
+        return ()
+    items = [raw] if isinstance(raw, str) else raw
+    if not isinstance(items, list) or not items or not all(isinstance(t, str) for t in items):
+        raise SpecError("tenants must be 'all' or a non-empty list of tenant ids", alert, "tenants")
+    bad = [t for t in items if not catalog.TENANT_ID_RE.match(t)]
+    if bad:
+        raise SpecError(
+            f"invalid tenant id(s) {bad}: must match {catalog.TENANT_ID_PATTERN}", alert, "tenants"
+        )
+    return tuple(dict.fromkeys(items))
