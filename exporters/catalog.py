@@ -139,7 +139,7 @@ CUSTOM_KPI = Metric(
     (TENANT, KPI),
 )
 CUSTOM_KPI_COUNTER = Metric(
-    "tenantpulse_custom_kpi_total",
+    "tenantpulse_custom_kpi_accumulated_total",
     "counter",
     "",
     "Tenant-defined counting KPI (the KPI name is the kpi label).",

@@ -158,7 +158,7 @@ class MetricsCollector:
                 if not isinstance(et, str) or not EVENT_TYPE_RE.match(et):
                     raise IngestError(f"events[{i}].event_type", f"must match {EVENT_TYPE_RE.pattern}")
                 state = tenants.get(t)
-                if state is None or (et,) not in state.events.index:
+                if state is None or et not in state.events.index:
                     fresh = new_types.setdefault(t, set())
                     have = len(state.events) if state else 0
                     if have + len(fresh) >= cfg.max_event_types_per_tenant:
@@ -189,7 +189,7 @@ class MetricsCollector:
                 if d is not None:
                     durations.append((t, et, d))
                     state = tenants.get(t)
-                    if (state is None or (et,) not in state.durations.index) and key not in new_hists:
+                    if (state is None or et not in state.durations.index) and key not in new_hists:
                         grow(t, hist_series, f"events[{i}].metadata")
                         new_hists.add(key)
 
@@ -236,12 +236,12 @@ class MetricsCollector:
 
     def _apply(self, counts: dict, durations: list, users: dict, figures: list) -> None:
         for (t, et), n in counts.items():
-            self._state(t).events.add((sys.intern(et),), n)
+            self._state(t).events.add(sys.intern(et), n)
         if durations:
             exemplar = self._exemplar(current_exemplar(), None)
             for t, et, seconds in durations:
                 ex = (exemplar[0], seconds, exemplar[2]) if exemplar else None
-                self._state(t).durations.observe((sys.intern(et),), seconds, ex)
+                self._state(t).durations.observe(sys.intern(et), seconds, ex)
         if users:
             now = self._clock()
             versions = self._pseudo.active(now)
@@ -251,7 +251,7 @@ class MetricsCollector:
                 for v in versions:
                     state.users.update(v.version, (self._pseudo.pseudonym(v.key, u) for u in ids), now)
                 for w in WINDOWS:
-                    state.unique.slot((w.label,))
+                    state.unique.slot(w.label)
         for t, revenue, active, conversion in figures:
             state = self._state(t)
             if revenue is not None:
@@ -290,9 +290,9 @@ class MetricsCollector:
         with self._lock:
             if isinstance(tenant, str) and c.TENANT_ID_RE.match(tenant):
                 table = self._state(tenant).rejected
-                if (reason,) not in table.index and len(table) >= MAX_REASONS:
+                if reason not in table.index and len(table) >= MAX_REASONS:
                     reason = "other"
-                table.add((reason,), 1)
+                table.add(reason, 1)
             else:
                 table = self._invalid_rejected
                 if (INVALID_TENANT, reason) not in table.index and len(table) >= MAX_REASONS:
@@ -353,7 +353,7 @@ class MetricsCollector:
             if state.users.by_version:
                 state.users.retain(v for v, _ in spans)
                 for label, value in state.users.estimates(spans, now).items():
-                    state.unique.set((label,), value)
+                    state.unique.set(label, value)
             state.series_gauge.set((), state.series())
 
     def render(self, tenant: str | None = None, openmetrics: bool = False) -> bytes:
@@ -389,8 +389,8 @@ class MetricsCollector:
     @staticmethod
     def _snapshot(state: TenantState) -> dict[str, Any]:
         durations = {}
-        for (et,), _ in state.durations.index.items():
-            count, total = state.durations.count_and_sum((et,)) or (0.0, 0.0)
+        for et in state.durations.index:
+            count, total = state.durations.count_and_sum(et) or (0.0, 0.0)
             durations[et] = {"count": count, "sum_seconds": total}
         kpis = {
             name: {
@@ -398,7 +398,12 @@ class MetricsCollector:
                 "help": k.spec.help,
                 "labels": list(k.spec.labels),
                 "values": [
-                    {"labels": dict(zip(k.spec.labels, key, strict=True)), "value": v}
+                    {
+                        "labels": dict(
+                            zip(k.spec.labels, (key,) if isinstance(key, str) else key, strict=True)
+                        ),
+                        "value": v,
+                    }
                     for key, v in k.table.items()
                 ],
             }
@@ -406,12 +411,12 @@ class MetricsCollector:
         }
         return {
             "tenant": state.tenant,
-            "events": {et: v for (et,), v in state.events.items()},
+            "events": dict(state.events.items()),
             "event_durations": durations,
             "revenue": state.revenue.get(()),
             "active_users": state.active_users.get(()),
             "conversion_rate": state.conversion.get(()),
-            "unique_users": {w: v for (w,), v in state.unique.items()},
+            "unique_users": dict(state.unique.items()),
             "kpis": kpis,
             "series": state.series(),
         }

@@ -83,7 +83,8 @@ class Kpi:
             value = labels[name]
             if not isinstance(value, str) or not LABEL_VALUE_RE.match(value):
                 raise IngestError(f"labels.{name}", "must be 1-128 printable characters")
-        return tuple(labels[n] for n in self.spec.labels)
+        key = tuple(labels[n] for n in self.spec.labels)
+        return key[0] if len(key) == 1 else key
 
     def is_new(self, key: Key) -> bool:
         if key in self.table.index:
