@@ -16,7 +16,9 @@ from opentelemetry.trace import TracerProvider
 
 from otel.tracing import tracing_enabled
 
-DEFAULT_EXCLUDED_URLS = "/metrics,/healthz,/readyz"
+# Regexes searched in the request URL (scheme://host/path, no query): exactly these paths, so that
+# ``/analytics/metrics`` stays traced.
+DEFAULT_EXCLUDED_URLS = r"://[^/]+/(metrics|healthz|readyz)$"
 
 
 def instrument_app(app: FastAPI, tracer_provider: TracerProvider | None = None) -> FastAPI:

@@ -1,0 +1,86 @@
+"""The real ``tenantpulse sidecar`` against a real Prometheus, traced through OTEL_* env to a loopback receiver.
+
+A recording proxy sits between the sidecar and Prometheus, so the test sees the ``traceparent``
+header each query carried; the answers are Prometheus's own.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from anomaly_sidecar.reader import format_duration
+from exporters import indicators
+from tests.support.otlp import OtlpReceiver
+from tests.support.ports import free_port
+from tests.support.prometheus import Prometheus
+from tests.support.recording_proxy import RecordingProxy
+
+pytestmark = pytest.mark.integration
+
+RATE_WINDOW = "5m"
+
+
+@pytest.fixture(scope="module")
+def traced_cycle(tmp_path_factory):
+    """(cycle span, its client child spans, requests seen by the proxy) of one sidecar cycle."""
+    workdir = tmp_path_factory.mktemp("otel-sidecar")
+    with (
+        OtlpReceiver() as receiver,
+        Prometheus(workdir, scrape_configs=[]) as prometheus,
+        RecordingProxy(prometheus.url) as proxy,
+    ):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+        env |= {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url, "OTEL_BSP_SCHEDULE_DELAY": "100"}
+        args = [
+            *("--prometheus-url", proxy.url, "--port", str(free_port())),
+            *("--interval", "1s", "--backfill", "10s", "--rate-window", RATE_WINDOW),
+            *("--forecast-every", "1h"),
+        ]
+        with open(workdir / "sidecar.log", "wb") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "tenantpulse.cli", "sidecar", *args],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                cwd=Path(__file__).resolve().parents[1],
+            )
+            try:
+                wanted = len(indicators.WATCHED)
+                cycle = receiver.wait_for(lambda s: s.name == "sidecar cycle", what="a cycle span")[0]
+                children = receiver.wait_for(
+                    lambda s: s.parent_span_id == cycle.span_id, count=wanted, what="the cycle's query spans"
+                )
+                yield cycle, children, list(proxy.seen)
+            finally:
+                proc.terminate()
+                proc.wait(10)
+
+
+def test_cycle_span_has_one_client_span_per_prometheus_query(traced_cycle) -> None:
+    cycle, children, _ = traced_cycle
+    assert cycle.service == "tenantpulse-sidecar"
+    assert cycle.parent_span_id == ""  # a cycle is the root of its own trace
+    assert cycle.attributes["tenantpulse.errors"] == 0
+    expected = {ind.promql(window=format_duration(300)) for ind in map(indicators.get, indicators.WATCHED)}
+    assert {s.attributes["db.query.text"] for s in children} == expected
+    for child in children:
+        assert child.kind == "client"
+        assert child.name == "POST /api/v1/query"
+        assert child.trace_id == cycle.trace_id
+        assert child.attributes["db.system.name"] == "prometheus"
+
+
+def test_prometheus_received_traceparent_of_each_query_span(traced_cycle) -> None:
+    cycle, children, seen = traced_cycle
+    sent = {}
+    for r in seen:
+        if r.path == "/api/v1/query" and "traceparent" in r.headers:
+            version, trace_id, parent_id, flags = r.headers["traceparent"].split("-")
+            sent[parent_id] = (version, trace_id, int(flags, 16) & 1)  # W3C: bit 0 of the flags = sampled
+    for child in children:
+        assert sent[child.span_id] == ("00", cycle.trace_id, 1)
