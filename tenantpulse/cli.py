@@ -17,6 +17,7 @@ from tenantpulse.errors import UsageError
 COMMAND_MODULES: tuple[str, ...] = (
     "exporters.cli",
     "security.cli",
+    "alert_rules.cli",
     "grafana.cli",
     "anomaly_sidecar.backtest",
 )
