@@ -3,64 +3,25 @@ with backoff on 5xx/429, no retry on a bad query, chunked range queries stitched
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs
 
 import numpy as np
 import pytest
 
 from anomaly_sidecar.reader import Auth, PrometheusReader, QueryError, format_duration, parse_duration
 from tenantpulse.errors import UsageError
+from tests.support.sidecar import FakePrometheusApi, vector_answer
 
 Handler = Callable[[dict[str, str], dict[str, str]], tuple[int, Any]]
 
 
-class FakeApi:
-    """Records every request (path, form params, headers); ``answer`` decides each reply."""
-
-    def __init__(self, answer: Handler) -> None:
-        self.answer = answer
-        self.requests: list[tuple[str, dict[str, str], dict[str, str]]] = []
-        api = self
-
-        class H(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server naming
-                length = int(self.headers.get("Content-Length", 0))
-                form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
-                headers = {k.lower(): v for k, v in self.headers.items()}
-                api.requests.append((self.path, form, headers))
-                status, body = api.answer(form, headers)
-                data = body if isinstance(body, bytes) else json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                if status == 429:
-                    self.send_header("Retry-After", "0")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
-def fake() -> Iterator[Callable[[Handler], FakeApi]]:
-    servers: list[FakeApi] = []
+def fake() -> Iterator[Callable[[Handler], FakePrometheusApi]]:
+    servers: list[FakePrometheusApi] = []
 
-    def make(answer: Handler) -> FakeApi:
-        servers.append(FakeApi(answer))
+    def make(answer: Handler) -> FakePrometheusApi:
+        servers.append(FakePrometheusApi(lambda path, form, headers: answer(form, headers)))
         return servers[-1]
 
     yield make
@@ -69,13 +30,12 @@ def fake() -> Iterator[Callable[[Handler], FakeApi]]:
 
 
 def vector(rows: list[tuple[dict[str, str], str]], t: float = 1700000000.0) -> dict[str, Any]:
-    return {
-        "status": "success",
-        "data": {"resultType": "vector", "result": [{"metric": m, "value": [t, v]} for m, v in rows]},
-    }
+    return vector_answer(rows, t)
 
 
-def test_instant_query_parses_values_including_special_floats(fake: Callable[[Handler], FakeApi]) -> None:
+def test_instant_query_parses_values_including_special_floats(
+    fake: Callable[[Handler], FakePrometheusApi],
+) -> None:
     api = fake(lambda f, h: (200, vector([({"tenant": "a"}, "1.5"), ({"tenant": "b"}, "NaN"), ({}, "+Inf")])))
     vec = PrometheusReader(api.url).query("up", at=1700000000.0)
     assert [lab.get("tenant") for lab in vec.labels] == ["a", "b", None]
@@ -94,7 +54,7 @@ def test_instant_query_parses_values_including_special_floats(fake: Callable[[Ha
     ],
 )
 def test_auth_headers_are_sent(
-    fake: Callable[[Handler], FakeApi], auth: Auth, expected: dict[str, str]
+    fake: Callable[[Handler], FakePrometheusApi], auth: Auth, expected: dict[str, str]
 ) -> None:
     api = fake(lambda f, h: (200, vector([])))
     PrometheusReader(api.url, auth=auth).query("up")
@@ -111,7 +71,9 @@ def test_bearer_and_basic_together_is_refused() -> None:
 
 
 @pytest.mark.parametrize("status", [503, 429, 502])
-def test_transient_errors_are_retried_until_success(fake: Callable[[Handler], FakeApi], status: int) -> None:
+def test_transient_errors_are_retried_until_success(
+    fake: Callable[[Handler], FakePrometheusApi], status: int
+) -> None:
     calls = iter([status, status, 200])
 
     def answer(f: dict[str, str], h: dict[str, str]) -> tuple[int, Any]:
@@ -128,7 +90,7 @@ def test_transient_errors_are_retried_until_success(fake: Callable[[Handler], Fa
     assert len(api.requests) == 3
 
 
-def test_retries_are_bounded_then_a_retriable_error(fake: Callable[[Handler], FakeApi]) -> None:
+def test_retries_are_bounded_then_a_retriable_error(fake: Callable[[Handler], FakePrometheusApi]) -> None:
     api = fake(lambda f, h: (503, {"status": "error", "errorType": "unavailable", "error": "overloaded"}))
     with pytest.raises(QueryError, match="503.*overloaded") as info:
         PrometheusReader(api.url, retries=2, backoff=0.01).query("up")
@@ -136,7 +98,7 @@ def test_retries_are_bounded_then_a_retriable_error(fake: Callable[[Handler], Fa
     assert len(api.requests) == 3  # the first try and two retries
 
 
-def test_a_bad_query_is_not_retried(fake: Callable[[Handler], FakeApi]) -> None:
+def test_a_bad_query_is_not_retried(fake: Callable[[Handler], FakePrometheusApi]) -> None:
     api = fake(
         lambda f, h: (400, {"status": "error", "errorType": "bad_data", "error": "parse error at char 3"})
     )
@@ -155,13 +117,13 @@ def test_unreachable_server_is_a_query_error() -> None:
     assert info.value.retriable
 
 
-def test_non_json_answer_is_a_query_error(fake: Callable[[Handler], FakeApi]) -> None:
+def test_non_json_answer_is_a_query_error(fake: Callable[[Handler], FakePrometheusApi]) -> None:
     api = fake(lambda f, h: (200, b"<html>proxy login</html>"))
     with pytest.raises(QueryError, match="proxy login"):
         PrometheusReader(api.url, retries=0).query("up")
 
 
-def test_range_query_is_chunked_and_stitched_per_series(fake: Callable[[Handler], FakeApi]) -> None:
+def test_range_query_is_chunked_and_stitched_per_series(fake: Callable[[Handler], FakePrometheusApi]) -> None:
     def answer(f: dict[str, str], h: dict[str, str]) -> tuple[int, Any]:
         start, end, step = float(f["start"]), float(f["end"]), float(f["step"])
         ts = np.arange(start, end + step / 2, step)

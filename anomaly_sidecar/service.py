@@ -1,0 +1,438 @@
+"""The sidecar's work loop: read indicators from Prometheus, score them, publish, remember.
+
+Start: restore the state file if there is one, then backfill history once with range queries (only
+the gap since the saved state). Each cycle: one instant query per watched indicator returns the
+newest value of every tenant's series, so a cycle costs O(series) whatever the history length; the
+whole batch goes through the detector bank in one vectorised ``update``; the /metrics body is
+re-rendered once. Forecasts are refreshed on a slower cadence from range queries. When Prometheus
+cannot be read the sidecar keeps serving its last values with ``stale=1`` and simply tries again next
+cycle, so it recovers by itself.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import structlog
+
+from anomaly_sidecar import state as state_file
+from anomaly_sidecar.detector import DEFAULT_WARMUP, DetectorBank
+from anomaly_sidecar.exposition import FORECAST_FAMILIES, SERIES_FAMILIES, OutputTable
+from anomaly_sidecar.forecast import forecast
+from anomaly_sidecar.reader import PrometheusReader, QueryError, format_duration
+from anomaly_sidecar.registry import Registry, SeriesKey
+from exporters import catalog as c
+from exporters import indicators
+from otel.tracing import set_attributes
+from otel.tracing import span as traced_span
+
+log = structlog.get_logger("anomaly_sidecar")
+STATE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """Everything the loop needs; durations in seconds."""
+
+    indicators: tuple[str, ...] = indicators.WATCHED
+    interval: float = 15.0
+    rate_window: float = 300.0
+    backfill: float = 3600.0
+    sensitivity: str = "medium"
+    warmup: int = DEFAULT_WARMUP
+    shard_index: int = 0
+    shard_count: int = 1
+    state_path: str | None = None
+    state_every: float = 60.0
+    forecast_horizon: float = 3600.0
+    forecast_every: float = 300.0
+    forecast_history: float = 2 * 86400.0
+    forecast_step: float = 300.0
+    confidence: float = 0.95
+    forget_after: float = 86400.0
+    state_codec: state_file.Codec = field(default=state_file.PLAIN)
+
+    def __post_init__(self) -> None:
+        for name in self.indicators:
+            indicators.get(name)  # KeyError naming the valid choices
+
+
+@dataclass
+class CycleReport:
+    """What one cycle did (returned for tests and logs)."""
+
+    at: float
+    series: int = 0
+    scored: int = 0
+    alarms: int = 0
+    errors: int = 0
+    duration: float = 0.0
+
+
+class SidecarService:
+    """Owns the detector bank, the series registry and the output table; driven by ``run``."""
+
+    def __init__(self, reader: PrometheusReader, config: ServiceConfig) -> None:
+        self.reader = reader
+        self.config = config
+        self.indicators = [indicators.get(n) for n in config.indicators]
+        self.horizon = format_duration(config.forecast_horizon)
+        self.lock = threading.RLock()  # bank + registry: the loop and API calls (train) both touch them
+        self.table = OutputTable(self.horizon)
+        self.query_errors = 0
+        self.last_success = 0.0
+        self.stale = False
+        self.ready = threading.Event()
+        self.restored_from: float | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_state_save = 0.0
+        self._last_forecast = 0.0
+        self._forecaster: threading.Thread | None = None
+        self._init_models(DetectorBank(config.sensitivity, config.warmup))
+        if config.state_path:
+            self._restore(config.state_path)
+
+    def _init_models(self, bank: DetectorBank) -> None:
+        self.bank = bank
+        self.registry = Registry(self._allocate, self.config.shard_index, self.config.shard_count)
+        self.registry.on_new.append(self.table.add)
+        n = bank.capacity
+        self.observed = np.zeros(n)  # samples learned per series: warm-up progress, shown by the API
+        self.last_t = np.full(n, -np.inf)  # time of the newest sample learned, so none is fed twice
+        self.last_seen = np.zeros(n)
+
+    def _allocate(self, n: int) -> np.ndarray:
+        idx = self.bank.add(n)
+        if self.bank.capacity > self.observed.size:
+            extra = self.bank.capacity - self.observed.size
+            self.observed = np.concatenate([self.observed, np.zeros(extra)])
+            self.last_t = np.concatenate([self.last_t, np.full(extra, -np.inf)])
+            self.last_seen = np.concatenate([self.last_seen, np.zeros(extra)])
+        self.observed[idx] = 0
+        self.last_t[idx] = -np.inf
+        self.last_seen[idx] = time.time()
+        return idx
+
+    # -- learning ----------------------------------------------------------------------------------
+
+    def learn(self, idx: np.ndarray, t: np.ndarray, x: np.ndarray) -> tuple[int, int]:
+        """Feed samples (any order, possibly several per series) in time order; skip already-learned ones.
+
+        Returns ``(learned, alarms_in_last_step_per_series)``. The newest result of each series goes
+        to the output table.
+        """
+        fresh = t > self.last_t[idx]
+        idx, t, x = idx[fresh], t[fresh], x[fresh]
+        if idx.size == 0:
+            return 0, 0
+        order = np.lexsort((idx, t))
+        idx, t, x = idx[order], t[order], x[order]
+        bounds = np.flatnonzero(np.diff(t)) + 1
+        alarms = 0
+        for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, idx.size], strict=True):
+            i = idx[lo:hi]
+            r = self.bank.update(i, t[lo:hi], x[lo:hi])
+            for metric, values in (
+                (c.ANOMALY_SCORE, r.score),
+                (c.ANOMALY_EXPECTED, r.expected),
+                (c.ANOMALY_LOWER, r.lower),
+                (c.ANOMALY_UPPER, r.upper),
+            ):
+                self.table.set(metric, i, values)
+            self.observed[i] += np.isfinite(x[lo:hi])
+            self.last_t[i] = t[lo:hi]
+            alarms = int(r.alarm.sum())
+        self.last_seen[idx] = time.time()
+        return int(idx.size), alarms
+
+    def backfill(
+        self,
+        span: float,
+        tenants: Sequence[str] | None = None,
+        names: Sequence[str] | None = None,
+        reset: bool = False,
+    ) -> int:
+        """Learn ``span`` seconds of history at the cycle step, from range queries (chunked).
+
+        With ``reset`` the matching models are forgotten first (in the same locked step as the
+        re-learning, so a cycle in between cannot slip a newer sample in ahead of the history).
+        """
+        end = time.time()
+        chosen = self.indicators if names is None else [indicators.get(n) for n in names]
+        window = format_duration(self.config.rate_window)
+        fetched = [
+            (
+                ind.name,
+                self.reader.query_range(
+                    ind.promql(tenants, window=window), end - span, end, self.config.interval
+                ),
+            )
+            for ind in chosen
+        ]
+        learned = 0
+        with self.lock:
+            if reset:
+                keys = [
+                    (t, ind.name) for t in tenants or () for ind in chosen if (t, ind.name) in self.registry
+                ]
+                idx = self.registry.remove(keys)
+                self.bank.remove(idx)
+                self.table.remove(idx)
+            for name, rows in fetched:
+                parts = self._resolve_rows(name, rows)
+                if parts:
+                    idx, t, x = (np.concatenate(p) for p in zip(*parts, strict=True))
+                    learned += self.learn(idx, t, x)[0]
+        if learned:
+            self.table.render_series()
+        return learned
+
+    def _resolve_rows(self, name: str, rows: list[Any]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        tenants = [r.labels.get(c.TENANT, "") for r in rows]
+        positions, found = self.registry.resolve(name, tenants)
+        return [
+            (np.full(rows[p].times.size, i, np.intp), rows[p].times, rows[p].values)
+            for p, i in zip(positions.tolist(), found.tolist(), strict=True)
+        ]
+
+    # -- the cycle ---------------------------------------------------------------------------------
+
+    @traced_span("sidecar cycle")  # the Prometheus queries below become its child spans
+    def cycle(self) -> CycleReport:
+        """One pass: newest value of every watched series, scored, published."""
+        started = time.monotonic()
+        report = CycleReport(at=time.time())
+        window = format_duration(self.config.rate_window)
+        batches: list[tuple[str, list[str], np.ndarray, np.ndarray]] = []
+        unreachable = False
+        for ind in self.indicators:
+            try:
+                vec = self.reader.query(ind.promql(window=window), at=report.at)
+            except QueryError as exc:
+                report.errors += 1
+                unreachable = unreachable or exc.retriable
+                log.warning("query failed", indicator=ind.name, error=str(exc))
+                continue
+            batches.append((ind.name, [lab.get(c.TENANT, "") for lab in vec.labels], vec.times, vec.values))
+        with self.lock:
+            parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+            for name, tenants, times, values in batches:
+                positions, found = self.registry.resolve(name, tenants)
+                parts.append((found, times[positions], values[positions]))
+            if parts:
+                idx, t, x = (np.concatenate(p) for p in zip(*parts, strict=True))
+                report.scored, report.alarms = self.learn(idx, t, x)
+            if batches:
+                self._forget_absent(report.at)
+            report.series = len(self.registry)
+        self.query_errors += report.errors
+        if batches:
+            self.last_success = report.at
+        if unreachable != self.stale:
+            log.info(
+                "prometheus unreachable, serving last values" if unreachable else "prometheus reachable again"
+            )
+        self.stale = unreachable
+        report.duration = time.monotonic() - started
+        self._publish(report, series_changed=bool(batches))
+        set_attributes(series=report.series, scored=report.scored, alarms=report.alarms, errors=report.errors)
+        return report
+
+    def _forget_absent(self, now: float) -> None:
+        """Drop series Prometheus has not returned for ``forget_after`` (a tenant that left)."""
+        gone = [k for k, i in self.registry.items() if now - self.last_seen[i] > self.config.forget_after]
+        if gone:
+            idx = self.registry.remove(gone)
+            self.bank.remove(idx)
+            self.table.remove(idx)
+            log.info("forgot absent series", count=len(gone))
+
+    def _publish(self, report: CycleReport, series_changed: bool) -> None:
+        t = self.table
+        t.set_health(c.ANOMALY_STALE, 1.0 if self.stale else 0.0)
+        t.set_health(c.SIDECAR_CYCLE_DURATION, report.duration)
+        t.set_health(c.SIDECAR_SERIES, report.series or len(self.registry))
+        t.set_health(c.SIDECAR_QUERY_ERRORS, self.query_errors)
+        t.set_health(c.SIDECAR_LAST_SUCCESS, self.last_success)
+        if series_changed:
+            t.render_series()
+        else:
+            t.render_health()
+
+    # -- forecasts ---------------------------------------------------------------------------------
+
+    def refresh_forecasts(self) -> int:
+        """Forecast every tracked series at the horizon from its recent history (slow cadence)."""
+        cfg = self.config
+        end = time.time()
+        done = 0
+        for ind in self.indicators:
+            expr = ind.promql(window=format_duration(cfg.rate_window))
+            rows = self.reader.query_range(expr, end - cfg.forecast_history, end, cfg.forecast_step)
+            found: list[tuple[SeriesKey, Any]] = []
+            for row in rows:
+                key = (row.labels.get(c.TENANT, ""), ind.name)
+                if key in self.registry and np.isfinite(row.values).sum() >= 3:
+                    found.append(
+                        (key, forecast(row.values, cfg.forecast_step, cfg.forecast_horizon, cfg.confidence))
+                    )
+            with self.lock:  # indices are looked up now: a series retrained meanwhile has moved
+                for key, f in found:
+                    i = self.registry.get(key)
+                    if i is not None:
+                        one = np.array([i])
+                        self.table.set(c.FORECAST, one, np.atleast_1d(f.mean)[-1:])
+                        self.table.set(c.FORECAST_LOWER, one, np.atleast_1d(f.lower)[-1:])
+                        self.table.set(c.FORECAST_UPPER, one, np.atleast_1d(f.upper)[-1:])
+                        done += 1
+        self.table.render_series()
+        return done
+
+    # -- state -------------------------------------------------------------------------------------
+
+    def save_state(self) -> None:
+        """Write the models atomically (a crash mid-write keeps the previous file)."""
+        if not self.config.state_path:
+            return
+        with self.lock:
+            arrays = {f"bank.{k}": v for k, v in self.bank.state().items()}
+            arrays |= {"observed": self.observed.copy(), "last_t": self.last_t.copy()}
+            n = self.bank.capacity
+            arrays |= {f"out.{k}": v[:n].copy() for k, v in self.table.values.items()}
+            meta = {
+                "version": STATE_VERSION,
+                "saved_at": time.time(),
+                "series": self.registry.to_json(),
+                "shard": [self.config.shard_index, self.config.shard_count],
+            }
+        state_file.save(self.config.state_path, state_file.pack(arrays, meta), self.config.state_codec)
+        self._last_state_save = time.monotonic()
+
+    def _restore(self, path: str) -> None:
+        payload = state_file.load(path, self.config.state_codec)
+        if payload is None:
+            return
+        arrays, meta = state_file.unpack(payload)
+        if meta.get("version") != STATE_VERSION:
+            raise state_file.StateError(f"{path}: state version {meta.get('version')} is not {STATE_VERSION}")
+        bank = DetectorBank.from_state({k[5:]: v for k, v in arrays.items() if k.startswith("bank.")})
+        bank.sensitivity, bank.threshold = self.config.sensitivity, self.bank.threshold
+        bank.warmup = self.config.warmup
+        self._init_models(bank)
+        self.observed[: arrays["observed"].size] = arrays["observed"]
+        self.last_t[: arrays["last_t"].size] = arrays["last_t"]
+        keys: list[SeriesKey] = []
+        idx: list[int] = []
+        for tenant, name, i in meta["series"]:
+            key = (tenant, name)
+            if name in self.config.indicators and self.registry.owns(key):
+                keys.append(key)
+                idx.append(i)
+        self.registry.adopt(keys, np.asarray(idx, np.intp))
+        dropped = sorted({int(i) for _, _, i in meta["series"]} - set(idx))
+        if dropped:
+            bank.remove(np.asarray(dropped, np.intp))  # series of another shard or indicator: free the slots
+        kept = np.asarray(idx, np.intp)
+        for metric in SERIES_FAMILIES + FORECAST_FAMILIES:
+            saved = arrays.get(f"out.{metric.name}")
+            if saved is not None and kept.size:
+                self.table.set(metric, kept, saved[kept])  # serve the last values until the first cycle
+        self.table.render_series()
+        self.last_seen[:] = time.time()
+        self.restored_from = float(meta["saved_at"])
+        log.info("state restored", path=path, series=len(keys), saved_at=self.restored_from)
+
+    # -- running -----------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.run, name="sidecar-loop", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        self.save_state()
+
+    def run(self) -> None:
+        """Backfill (retrying until Prometheus answers), then cycle every ``interval`` until stopped."""
+        cfg = self.config
+        while not self._stop.is_set():
+            span = cfg.backfill
+            if self.restored_from is not None:
+                span = min(span, max(time.time() - self.restored_from + cfg.interval, cfg.interval))
+            try:
+                learned = self.backfill(span)
+                log.info("backfill done", seconds=span, samples=learned, series=len(self.registry))
+                break
+            except QueryError as exc:
+                self.query_errors += 1
+                self.stale = True
+                self._publish(CycleReport(at=time.time()), series_changed=False)
+                log.warning("backfill failed, retrying", error=str(exc))
+                self._stop.wait(cfg.interval)
+        next_at = time.monotonic()
+        while not self._stop.is_set():
+            report = self.cycle()
+            self.ready.set()
+            now = time.monotonic()
+            if cfg.state_path and now - self._last_state_save >= cfg.state_every:
+                self._guard(self.save_state, "state save failed")
+            if not self.stale and now - self._last_forecast >= cfg.forecast_every and not self._forecasting():
+                self._last_forecast = now
+                self._forecaster = threading.Thread(
+                    target=self._guard, args=(self.refresh_forecasts, "forecast refresh failed"), daemon=True
+                )
+                self._forecaster.start()  # slow and independent: scoring cycles keep their cadence
+            log.debug("cycle", scored=report.scored, alarms=report.alarms, seconds=round(report.duration, 4))
+            next_at = max(next_at + cfg.interval, time.monotonic())
+            self._stop.wait(next_at - time.monotonic())
+
+    def _forecasting(self) -> bool:
+        return self._forecaster is not None and self._forecaster.is_alive()
+
+    def _guard(self, action: Any, message: str) -> None:
+        try:
+            action()
+        except (QueryError, OSError, ValueError) as exc:
+            log.warning(message, error=str(exc))
+
+    # -- API helpers -------------------------------------------------------------------------------
+
+    def models(self, tenant: str | None = None) -> list[dict[str, Any]]:
+        """One entry per tracked series (optionally one tenant's), with its latest outputs."""
+        out = []
+        with self.lock:
+            for (t, name), i in sorted(self.registry.items()):
+                if tenant is not None and t != tenant:
+                    continue
+                row: dict[str, Any] = {"tenant_id": t, "indicator": name}
+                for key, metric in (
+                    ("score", c.ANOMALY_SCORE),
+                    ("expected", c.ANOMALY_EXPECTED),
+                    ("lower", c.ANOMALY_LOWER),
+                    ("upper", c.ANOMALY_UPPER),
+                    ("forecast", c.FORECAST),
+                    ("forecast_lower", c.FORECAST_LOWER),
+                    ("forecast_upper", c.FORECAST_UPPER),
+                ):
+                    v = self.table.get(metric, i)
+                    row[key] = v if np.isfinite(v) else None
+                row["observations"] = int(self.observed[i])
+                row["warming_up"] = bool(self.observed[i] < self.bank.warmup)
+                row["alarm"] = bool(
+                    not row["warming_up"] and row["score"] is not None and row["score"] >= self.bank.threshold
+                )
+                row["last_sample"] = float(self.last_t[i]) if np.isfinite(self.last_t[i]) else None
+                out.append(row)
+        return out
+
+    def retrain(self, tenant: str, names: Sequence[str], window: float) -> int:
+        """Forget a tenant's models for ``names`` and learn them again from ``window`` of history."""
+        return self.backfill(window, tenants=[tenant], names=names, reset=True)
