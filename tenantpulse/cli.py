@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "alert_rules.cli",
     "grafana.cli",
     "anomaly_sidecar.backtest",
+    "anomaly_sidecar.cli",
 )
 
 
