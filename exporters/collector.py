@@ -77,7 +77,7 @@ def _number(value: object, field: str, low: float = 0.0, high: float = math.inf)
 
 
 def _tenant(value: object, field: str) -> str:
-    if not isinstance(value, str) or not c.TENANT_ID_RE.match(value):
+    if not isinstance(value, str) or not c.TENANT_ID_RE.fullmatch(value):
         raise IngestError(field, f"must match {c.TENANT_ID_PATTERN}")
     return value
 
@@ -155,7 +155,7 @@ class MetricsCollector:
                 counts[key] += 1
             else:
                 _tenant(t, f"events[{i}].tenant_id")
-                if not isinstance(et, str) or not EVENT_TYPE_RE.match(et):
+                if not isinstance(et, str) or not EVENT_TYPE_RE.fullmatch(et):
                     raise IngestError(f"events[{i}].event_type", f"must match {EVENT_TYPE_RE.pattern}")
                 state = tenants.get(t)
                 if state is None or et not in state.events.index:
@@ -279,16 +279,16 @@ class MetricsCollector:
         seconds = max(0.0, float(seconds)) if math.isfinite(seconds) else 0.0
         with self._lock:
             ex = self._exemplar(exemplar, seconds)
-            if isinstance(tenant, str) and c.TENANT_ID_RE.match(tenant):
+            if isinstance(tenant, str) and c.TENANT_ID_RE.fullmatch(tenant):
                 self._state(tenant).requests.observe((), seconds, ex)
             else:
                 self._invalid_requests.observe((INVALID_TENANT,), seconds, ex)
 
     def count_rejected(self, tenant: str, reason: str) -> None:
         """Count a refused request; reasons outside ``[a-z0-9_]{1,32}`` or past 20 per tenant are "other"."""
-        reason = reason if isinstance(reason, str) and REASON_RE.match(reason) else "other"
+        reason = reason if isinstance(reason, str) and REASON_RE.fullmatch(reason) else "other"
         with self._lock:
-            if isinstance(tenant, str) and c.TENANT_ID_RE.match(tenant):
+            if isinstance(tenant, str) and c.TENANT_ID_RE.fullmatch(tenant):
                 table = self._state(tenant).rejected
                 if reason not in table.index and len(table) >= MAX_REASONS:
                     reason = "other"

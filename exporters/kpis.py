@@ -42,7 +42,7 @@ class KpiSpec:
 
 def make_spec(name: object, type: object, help: object, labels: object) -> KpiSpec:
     """Validate a registration; IngestError names the offending field."""
-    if not isinstance(name, str) or not NAME_RE.match(name):
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise IngestError("name", f"KPI name must match {NAME_RE.pattern}")
     if type not in ("gauge", "counter"):
         raise IngestError("type", "must be 'gauge' or 'counter'")
@@ -53,7 +53,7 @@ def make_spec(name: object, type: object, help: object, labels: object) -> KpiSp
     if len(labels) > MAX_LABELS:
         raise IngestError("labels", f"at most {MAX_LABELS} labels per KPI")
     for i, label in enumerate(labels):
-        if not isinstance(label, str) or not LABEL_NAME_RE.match(label) or label in RESERVED_LABELS:
+        if not isinstance(label, str) or not LABEL_NAME_RE.fullmatch(label) or label in RESERVED_LABELS:
             raise IngestError(
                 f"labels[{i}]",
                 f"must match {LABEL_NAME_RE.pattern} and not be one of {sorted(RESERVED_LABELS)}",
@@ -81,7 +81,7 @@ class Kpi:
             )
         for name in self.spec.labels:
             value = labels[name]
-            if not isinstance(value, str) or not LABEL_VALUE_RE.match(value):
+            if not isinstance(value, str) or not LABEL_VALUE_RE.fullmatch(value):
                 raise IngestError(f"labels.{name}", "must be 1-128 printable characters")
         key = tuple(labels[n] for n in self.spec.labels)
         return key[0] if len(key) == 1 else key
