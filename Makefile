@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup system python demo test lint bench
+.PHONY: setup system python demo test lint bench chart-assets
 
 setup: system python
 
@@ -32,3 +32,6 @@ lint: python
 
 bench: python
 	$(BIN)/python -m benchmarks
+
+chart-assets: python
+	$(BIN)/tenantpulse generate chart

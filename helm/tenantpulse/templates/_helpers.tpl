@@ -74,8 +74,6 @@ app.kubernetes.io/part-of: tenantpulse
 
 {{/* Environment shared by both components: logs and OTLP tracing (standard OTEL_* variables). */}}
 {{- define "tenantpulse.commonEnv" -}}
-- name: TENANTPULSE_LOG_LEVEL
-  value: {{ .root.Values.logLevel | quote }}
 - name: OTEL_SERVICE_NAME
   value: {{ printf "tenantpulse-%s" .component | quote }}
 {{- with .root.Values.otel }}

@@ -1,0 +1,419 @@
+"""The Helm chart, rendered by the real Helm engine (helm-python-sdk) for realistic value sets.
+
+Every rendered object is checked against the Kubernetes OpenAPI schemas (kubernetes-validate, strict)
+or the Prometheus Operator CRD schemas from ../shared/crds; selectors must line up across objects;
+the rules pass promtool; the schema refuses bad values with a message naming the key.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import helm_python
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+
+from exporters.settings import load_pseudonym_keys
+from security.keys import KeyRing, sha256_hex
+
+REPO = Path(__file__).resolve().parents[1]
+CHART_DIR = REPO / "helm" / "tenantpulse"
+RELEASE, NAMESPACE = "pulse", "observability"
+KUBE_VERSION = "1.33.0"
+CRD_GROUP = "monitoring.coreos.com"
+
+PLAIN_KEY = "t1-ingest-key-0123456789"
+ADMIN_SHA = sha256_hex("ops-admin-key-0123456789")
+
+SCENARIOS: dict[str, dict[str, Any]] = {
+    "defaults": {},
+    "production": {
+        "secret": {
+            "apiKeys": [
+                {"key": PLAIN_KEY, "tenant": "t1", "scopes": ["write", "read"]},
+                {"keySha256": ADMIN_SHA, "tenant": "*", "scopes": ["admin"], "id": "ops"},
+            ],
+            "pseudonymisationSecret": "0123456789abcdef0123456789abcdef",
+        },
+        "exporter": {"replicas": 3, "autoscaling": {"enabled": True, "maxReplicas": 8}},
+        "sidecar": {"shards": 3, "persistence": {"enabled": True, "storageClassName": "fast"}},
+        "otel": {"endpoint": "http://jaeger-collector.tracing.svc:4318", "samplingRatio": 0.2},
+        "alertmanagerConfig": {
+            "slackWebhookUrl": "https://hooks.slack.com/services/T/B/X",
+            "smtpPassword": "pw",
+        },
+    },
+    "existing-secrets": {
+        "secret": {"existingSecret": "tp-keys"},
+        "alertmanagerConfig": {"existingSecret": "tp-alerting"},
+        "serviceAccount": {"create": False, "name": "tp-sa"},
+    },
+    "per-tenant-scrape": {
+        "serviceMonitor": {"allTenants": False, "perTenant": {"enabled": True, "tenants": ["t1", "acme.eu"]}},
+        "networkPolicy": {
+            "exporterFrom": [{"namespaceSelector": {"matchLabels": {"tenantpulse.io/ingest": "true"}}}]
+        },
+    },
+    "minimal": {
+        "networkPolicy": {"enabled": False},
+        "sidecar": {"enabled": False},
+        "exporter": {"replicas": 1},
+        "dashboards": {"enabled": False},
+        "alertmanagerConfig": {"enabled": False},
+    },
+}
+
+
+class Loader(yaml.SafeLoader):
+    """YAML 1.2 as Kubernetes reads it: Helm's toYaml writes a bare ``=`` (a matcher type), which
+    PyYAML's YAML 1.1 resolver would otherwise take for the obsolete ``!!value`` type."""
+
+
+Loader.add_constructor("tag:yaml.org,2002:value", yaml.SafeLoader.construct_yaml_str)
+
+
+@pytest.fixture(scope="module")
+def chart() -> helm_python.Chart:
+    with helm_python.Chart.load(CHART_DIR) as loaded:
+        yield loaded
+
+
+def render(chart: helm_python.Chart, values: dict[str, Any]) -> list[dict[str, Any]]:
+    """All objects of one release, parsed from every rendered manifest."""
+    manifests = chart.render(copy.deepcopy(values), name=RELEASE, namespace=NAMESPACE, is_install=True)
+    docs: list[dict[str, Any]] = []
+    for path, text in sorted(manifests.items()):
+        if path.endswith(".yaml"):
+            docs.extend(d for d in yaml.load_all(text, Loader=Loader) if d)
+    return docs
+
+
+def of_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [d for d in docs if d["kind"] == kind]
+
+
+def one(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    found = [d for d in of_kind(docs, kind) if d["metadata"]["name"] == name]
+    assert len(found) == 1, f"expected one {kind} {name}, found {len(found)}"
+    return found[0]
+
+
+def subset(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+@pytest.fixture(scope="module", params=sorted(SCENARIOS))
+def scenario(request: pytest.FixtureRequest, chart: helm_python.Chart) -> tuple[str, list[dict[str, Any]]]:
+    return request.param, render(chart, SCENARIOS[request.param])
+
+
+# --- Lint and schema validation ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_lint_is_clean(name: str) -> None:
+    report = helm_python.lint(
+        CHART_DIR, copy.deepcopy(SCENARIOS[name]), strict=True, kube_version=f"v{KUBE_VERSION}"
+    )
+    problems = [m for m in report["messages"] if m["severity"] >= 2]
+    assert not report["errors"] and not problems, (report["errors"], problems)
+
+
+def test_core_objects_pass_kubernetes_strict_schemas(scenario: tuple[str, list[dict[str, Any]]]) -> None:
+    _, docs = scenario
+    core = [d for d in docs if not d["apiVersion"].startswith(CRD_GROUP)]
+    assert of_kind(core, "Deployment") and of_kind(core, "Service")
+    for doc in core:
+        try:
+            kubernetes_validate.validate(doc, KUBE_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            pytest.fail(f"{doc['kind']} {doc['metadata']['name']}: {exc.message}")
+
+
+def crd_dir() -> Path:
+    env = os.environ.get("TENANTPULSE_CRDS_DIR")
+    path = Path(env) if env else REPO.parent / "shared" / "crds"
+    if not path.is_dir():
+        pytest.skip(f"Prometheus Operator CRD schemas not found at {path} (set TENANTPULSE_CRDS_DIR)")
+    return path
+
+
+def closed(schema: Any) -> Any:
+    """The CRD schema with unknown fields refused: the API server would silently prune a misspelt field
+    (so it would never take effect); here it fails the test instead."""
+    if isinstance(schema, list):
+        return [closed(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: closed(v) for k, v in schema.items()}
+    if (
+        "properties" in out
+        and "additionalProperties" not in out
+        and not out.get("x-kubernetes-preserve-unknown-fields")
+    ):
+        out["additionalProperties"] = False
+    return out
+
+
+def test_operator_objects_pass_crd_schemas(scenario: tuple[str, list[dict[str, Any]]]) -> None:
+    directory = crd_dir()
+    _, docs = scenario
+    for doc in (d for d in docs if d["apiVersion"].startswith(CRD_GROUP)):
+        version = doc["apiVersion"].split("/")[1]
+        schema = json.loads((directory / f"{doc['kind']}.{CRD_GROUP}_{version}.schema.json").read_text())
+        body = {k: v for k, v in doc.items() if k != "metadata"}
+        errors = sorted(jsonschema.Draft202012Validator(closed(schema)).iter_errors(body), key=str)
+        assert not errors, f"{doc['kind']} {doc['metadata']['name']}: " + "; ".join(
+            f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in errors[:5]
+        )
+
+
+# --- Objects refer to each other correctly ------------------------------------------------------------
+
+
+def pod_labels(deployment: dict[str, Any]) -> dict[str, str]:
+    return deployment["spec"]["template"]["metadata"]["labels"]
+
+
+def test_selectors_and_references_line_up(scenario: tuple[str, list[dict[str, Any]]]) -> None:
+    name, docs = scenario
+    deployments = of_kind(docs, "Deployment")
+    services = of_kind(docs, "Service")
+    for dep in deployments:
+        assert subset(dep["spec"]["selector"]["matchLabels"], pod_labels(dep)), dep["metadata"]["name"]
+    for svc in services:
+        backing = [d for d in deployments if subset(svc["spec"]["selector"], pod_labels(d))]
+        assert backing, f"Service {svc['metadata']['name']} selects no pods"
+        for dep in backing:
+            port_names = {
+                p["name"] for c in dep["spec"]["template"]["spec"]["containers"] for p in c["ports"]
+            }
+            assert {p["targetPort"] for p in svc["spec"]["ports"]} <= port_names
+    for sm in of_kind(docs, "ServiceMonitor"):
+        assert sm["spec"]["namespaceSelector"]["matchNames"] == [NAMESPACE]
+        targets = [
+            s for s in services if subset(sm["spec"]["selector"]["matchLabels"], s["metadata"]["labels"])
+        ]
+        assert targets, f"ServiceMonitor {sm['metadata']['name']} selects no Service"
+        for svc in targets:
+            assert {e["port"] for e in sm["spec"]["endpoints"]} <= {p["name"] for p in svc["spec"]["ports"]}
+    for pdb in of_kind(docs, "PodDisruptionBudget"):
+        assert any(subset(pdb["spec"]["selector"]["matchLabels"], pod_labels(d)) for d in deployments)
+    for hpa in of_kind(docs, "HorizontalPodAutoscaler"):
+        target = one(docs, "Deployment", hpa["spec"]["scaleTargetRef"]["name"])
+        assert "replicas" not in target["spec"], "the HPA owns the replica count"
+    for policy in of_kind(docs, "NetworkPolicy"):
+        assert any(subset(policy["spec"]["podSelector"]["matchLabels"], pod_labels(d)) for d in deployments)
+    secrets = {s["metadata"]["name"]: s for s in of_kind(docs, "Secret")}
+    external = {"tp-keys", "tp-alerting"} if name == "existing-secrets" else set()
+    for dep in deployments:
+        spec = dep["spec"]["template"]["spec"]
+        assert spec["serviceAccountName"] in {
+            a["metadata"]["name"] for a in of_kind(docs, "ServiceAccount")
+        } | {"tp-sa"}
+        for volume in spec["volumes"]:
+            if "secret" in volume:
+                ref, keys = volume["secret"]["secretName"], [i["key"] for i in volume["secret"]["items"]]
+                assert ref in external or set(keys) <= set(secrets[ref]["data"]), (ref, keys)
+            if "persistentVolumeClaim" in volume:
+                one(docs, "PersistentVolumeClaim", volume["persistentVolumeClaim"]["claimName"])
+        for env in (e for c in spec["containers"] for e in c["env"] if "valueFrom" in e):
+            ref = env["valueFrom"]["secretKeyRef"]
+            assert ref["name"] in external or ref["key"] in secrets[ref["name"]]["data"], ref
+    for amc in of_kind(docs, "AlertmanagerConfig"):
+        for receiver in amc["spec"]["receivers"]:
+            refs = [c["apiURL"] for c in receiver.get("slackConfigs", [])]
+            refs += [c["authPassword"] for c in receiver.get("emailConfigs", []) if "authPassword" in c]
+            for ref in refs:
+                assert ref["name"] in external or ref["key"] in secrets[ref["name"]]["data"], ref
+
+
+# --- Generated assets inside the chart --------------------------------------------------------------
+
+
+def test_rendered_rules_pass_promtool(chart: helm_python.Chart, tmp_path: Path) -> None:
+    if not shutil.which("promtool"):
+        pytest.skip("promtool not on PATH (Debian package prometheus)")
+    rule = one(render(chart, {}), "PrometheusRule", f"{RELEASE}-tenantpulse")
+    path = tmp_path / "rules.yaml"
+    path.write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
+    result = subprocess.run(["promtool", "check", "rules", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    alerts = [r for g in rule["spec"]["groups"] for r in g["rules"] if "alert" in r]
+    assert alerts, "the PrometheusRule carries no alerts"
+    assert all(r["labels"]["namespace"] == NAMESPACE for r in alerts), (
+        "alerts must carry the release namespace"
+    )
+
+
+def test_rendered_dashboards_parse_with_panels(chart: helm_python.Chart) -> None:
+    maps = [
+        m
+        for m in of_kind(render(chart, {}), "ConfigMap")
+        if m["metadata"]["labels"].get("grafana_dashboard") == "1"
+    ]
+    assert maps, "no dashboard ConfigMaps rendered"
+    uids = set()
+    for cm in maps:
+        assert cm["metadata"]["annotations"]["grafana_folder"] == "tenantpulse"
+        for key, text in cm["data"].items():
+            dashboard = json.loads(text)
+            panels = dashboard["panels"] + [p for row in dashboard["panels"] for p in row.get("panels", [])]
+            assert any(p.get("targets") for p in panels), f"{key}: no panel with a query"
+            uids.add(dashboard["uid"])
+    assert len(uids) == len(maps), "dashboard uids must be unique"
+
+
+# --- Values that change what is rendered ------------------------------------------------------------
+
+
+def test_api_keys_secret_holds_only_hashes_the_exporter_accepts(
+    chart: helm_python.Chart, tmp_path: Path
+) -> None:
+    secret = one(render(chart, SCENARIOS["production"]), "Secret", f"{RELEASE}-tenantpulse-keys")
+    keys_file = base64.b64decode(secret["data"]["api-keys.yaml"])
+    assert PLAIN_KEY.encode() not in keys_file
+    path = tmp_path / "api-keys.yaml"
+    path.write_bytes(keys_file)
+    ring = KeyRing.from_file(path)
+    t1 = ring.authenticate(PLAIN_KEY)
+    assert t1 is not None and t1.allows("t1", "write") and not t1.allows("t2", "read")
+    admin = ring.authenticate("ops-admin-key-0123456789")
+    assert admin is not None and admin.key_id == "ops" and admin.allows("t2", "admin")
+    assert ring.authenticate("not-a-key") is None
+    pseudonym_file = tmp_path / "pseudonym-keys.yaml"
+    pseudonym_file.write_bytes(base64.b64decode(secret["data"]["pseudonym-keys.yaml"]))
+    keys, current = load_pseudonym_keys(pseudonym_file)
+    assert keys[current] == SCENARIOS["production"]["secret"]["pseudonymisationSecret"].encode()
+
+
+def test_generated_pseudonymisation_secret_is_long_and_random(
+    chart: helm_python.Chart, tmp_path: Path
+) -> None:
+    def secret() -> bytes:
+        data = one(render(chart, {}), "Secret", f"{RELEASE}-tenantpulse-keys")["data"]["pseudonym-keys.yaml"]
+        path = tmp_path / "pseudonym-keys.yaml"
+        path.write_bytes(base64.b64decode(data))
+        keys, current = load_pseudonym_keys(path)  # what the exporter reads at start
+        return keys[current]
+
+    first, second = secret(), secret()
+    assert len(first) >= 32 and first != second
+
+
+def args_of(deployment: dict[str, Any]) -> list[str]:
+    return deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+
+
+def test_sidecar_shards_split_the_work(chart: helm_python.Chart) -> None:
+    docs = render(chart, SCENARIOS["production"])
+    shards = sorted(
+        (
+            d
+            for d in of_kind(docs, "Deployment")
+            if d["metadata"]["labels"]["app.kubernetes.io/component"] == "sidecar"
+        ),
+        key=lambda d: d["metadata"]["name"],
+    )
+    assert [d["spec"]["replicas"] for d in shards] == [1, 1, 1]
+    assert [[a for a in args_of(d) if a.startswith("--shard-")] for d in shards] == [
+        [f"--shard-index={i}", "--shard-count=3"] for i in range(3)
+    ]
+    states = {
+        d["spec"]["template"]["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"] for d in shards
+    }
+    assert len(states) == 3, "each shard needs its own state volume"
+    assert all(p["spec"]["storageClassName"] == "fast" for p in of_kind(docs, "PersistentVolumeClaim"))
+    assert all(d["spec"]["strategy"]["type"] == "Recreate" for d in shards)
+
+
+def test_sidecar_state_defaults_to_empty_dir(chart: helm_python.Chart) -> None:
+    docs = render(chart, {})
+    sidecar = one(docs, "Deployment", f"{RELEASE}-tenantpulse-sidecar-0")
+    state = next(v for v in sidecar["spec"]["template"]["spec"]["volumes"] if v["name"] == "state")
+    assert state == {"name": "state", "emptyDir": {}}
+    assert not of_kind(docs, "PersistentVolumeClaim")
+
+
+def test_per_tenant_service_monitors_scrape_one_tenant_each(chart: helm_python.Chart) -> None:
+    monitors = of_kind(render(chart, SCENARIOS["per-tenant-scrape"]), "ServiceMonitor")
+    per_tenant = {m["metadata"]["labels"].get("tenantpulse.io/tenant"): m for m in monitors}
+    assert set(per_tenant) == {"t1", "acme.eu", None}  # None: the sidecar's monitor
+    for tenant in ("t1", "acme.eu"):
+        assert per_tenant[tenant]["spec"]["endpoints"][0]["params"] == {"tenant": [tenant]}
+    assert not any("params" in e for e in per_tenant[None]["spec"]["endpoints"])
+
+
+def test_hpa_and_pdb_follow_the_exporter_settings(chart: helm_python.Chart) -> None:
+    docs = render(chart, SCENARIOS["production"])
+    hpa = one(docs, "HorizontalPodAutoscaler", f"{RELEASE}-tenantpulse-exporter")
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 8)
+    assert of_kind(docs, "PodDisruptionBudget")
+    single = render(chart, SCENARIOS["minimal"])
+    assert not of_kind(single, "PodDisruptionBudget"), "a PDB on one pod would block node drains"
+    assert not of_kind(single, "HorizontalPodAutoscaler")
+    assert not of_kind(single, "NetworkPolicy")
+
+
+def test_otel_endpoint_reaches_both_components(chart: helm_python.Chart) -> None:
+    for dep in of_kind(render(chart, SCENARIOS["production"]), "Deployment"):
+        env = {e["name"]: e.get("value") for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
+        assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger-collector.tracing.svc:4318"
+        assert env["OTEL_TRACES_SAMPLER_ARG"] == "0.2"
+        assert env["OTEL_SERVICE_NAME"].startswith("tenantpulse-")
+
+
+def test_existing_secrets_are_used_not_created(chart: helm_python.Chart) -> None:
+    docs = render(chart, SCENARIOS["existing-secrets"])
+    assert not of_kind(docs, "Secret")
+    exporter = one(docs, "Deployment", f"{RELEASE}-tenantpulse-exporter")
+    volumes = exporter["spec"]["template"]["spec"]["volumes"]
+    assert any(v.get("secret", {}).get("secretName") == "tp-keys" for v in volumes)
+    amc = one(docs, "AlertmanagerConfig", f"{RELEASE}-tenantpulse")
+    names = {c["apiURL"]["name"] for r in amc["spec"]["receivers"] for c in r.get("slackConfigs", [])}
+    assert names == {"tp-alerting"}
+
+
+# --- Bad values are refused by the schema -------------------------------------------------------------
+
+BAD_VALUES = [
+    ({"exporter": {"replicas": -1}}, "replicas"),
+    ({"sidecar": {"shards": 0}}, "shards"),
+    ({"exporter": {"replicaCount": 2}}, "replicaCount"),
+    ({"sidcar": {"shards": 2}}, "sidcar"),
+    ({"image": {"pullPolicy": "Sometimes"}}, "pullPolicy"),
+    ({"exporter": {"service": {"type": "Ingress", "port": 80}}}, "type"),
+    ({"secret": {"apiKeys": [{"key": "short", "tenant": "t1", "scopes": ["write"]}]}}, "key"),
+    ({"secret": {"apiKeys": [{"keySha256": "abc", "tenant": "t1", "scopes": ["write"]}]}}, "keySha256"),
+    ({"secret": {"apiKeys": [{"key": PLAIN_KEY, "tenant": "t1", "scopes": ["root"]}]}}, "scopes"),
+    ({"serviceMonitor": {"perTenant": {"tenants": ["bad tenant"]}}}, "tenants"),
+    ({"serviceMonitor": {"interval": "fast"}}, "interval"),
+]
+
+
+@pytest.mark.parametrize(("values", "key"), BAD_VALUES, ids=[k for _, k in BAD_VALUES])
+def test_schema_refuses_bad_values_naming_the_key(
+    chart: helm_python.Chart, values: dict[str, Any], key: str
+) -> None:
+    with pytest.raises(helm_python.HelmValuesError) as refused:
+        chart.validate_schema(chart.merge_values(values))
+    assert key in str(refused.value)
+    with pytest.raises(helm_python.HelmError) as render_refused:
+        chart.render(values, name=RELEASE, namespace=NAMESPACE)
+    assert key in str(render_refused.value)
+
+
+def test_hpa_bounds_are_checked(chart: helm_python.Chart) -> None:
+    with pytest.raises(helm_python.HelmRenderError, match="minReplicas must not exceed"):
+        chart.render(
+            {"exporter": {"autoscaling": {"enabled": True, "minReplicas": 5, "maxReplicas": 2}}}, name=RELEASE
+        )
