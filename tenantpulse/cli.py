@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "grafana.cli",
     "anomaly_sidecar.backtest",
     "anomaly_sidecar.cli",
+    "tenantpulse.chart_assets",
 )
 
 
