@@ -77,11 +77,12 @@ def settings_from_args(args: argparse.Namespace) -> ExporterSettings:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = settings_from_args(args)
-    configure_logging(args.log_level, args.log_format)
     from exporters.app import create_app  # the web stack loads only for this subcommand
-    from tenantpulse.serving import serve
+    from tenantpulse.serving import check_tls_files, serve
 
+    settings = settings_from_args(args)
+    check_tls_files(args.tls_cert, args.tls_key)
     app = create_app(settings)  # reads the keys file: a bad one is a UsageError before binding
+    configure_logging(args.log_level, args.log_format)
     serve(app, args.host, args.port, args.tls_cert, args.tls_key)
     return 0
