@@ -69,8 +69,10 @@ def dashboard_files(dashboards_spec: Path) -> dict[str, str]:
     }
     datasources = provisioning.datasources(parsed.grafana)
     for source in datasources["datasources"]:
-        # kube-prometheus-stack already provisions the default datasource; Grafana refuses two defaults.
+        # Beside kube-prometheus-stack's own "Prometheus" (the default): Grafana refuses two defaults, and
+        # a datasource of the same name would be overwritten. Dashboards pick theirs by variable or uid.
         source["isDefault"] = False
+        source["name"] = f"tenantpulse {source['name']}"
     files[DATASOURCES_FILE] = _yaml(datasources, dashboards_spec)
     return files
 

@@ -51,6 +51,7 @@ SCENARIOS: dict[str, dict[str, Any]] = {
             "slackWebhookUrl": "https://hooks.slack.com/services/T/B/X",
             "smtpPassword": "pw",
         },
+        "dashboards": {"datasources": {"enabled": True}},
     },
     "existing-secrets": {
         "secret": {"existingSecret": "tp-keys"},
@@ -271,6 +272,22 @@ def test_rendered_dashboards_parse_with_panels(chart: helm_python.Chart) -> None
             assert any(p.get("targets") for p in panels), f"{key}: no panel with a query"
             uids.add(dashboard["uid"])
     assert len(uids) == len(maps), "dashboard uids must be unique"
+
+
+def test_datasources_link_exemplars_to_jaeger_without_taking_the_default(chart: helm_python.Chart) -> None:
+    docs = render(chart, SCENARIOS["production"])
+    cm = one(docs, "ConfigMap", f"{RELEASE}-tenantpulse-datasources")
+    assert cm["metadata"]["labels"]["grafana_datasource"] == "1"
+    sources = yaml.safe_load(cm["data"]["tenantpulse-datasources.yaml"])["datasources"]
+    assert not any(s["isDefault"] for s in sources), (
+        "kube-prometheus-stack already has the default datasource"
+    )
+    by_type = {s["type"]: s for s in sources}
+    links = by_type["prometheus"]["jsonData"]["exemplarTraceIdDestinations"]
+    assert [d["datasourceUid"] for d in links] == [by_type["jaeger"]["uid"]]
+    assert not any(
+        m["metadata"]["name"].endswith("-datasources") for m in of_kind(render(chart, {}), "ConfigMap")
+    )
 
 
 # --- Values that change what is rendered ------------------------------------------------------------
