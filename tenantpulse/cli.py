@@ -16,6 +16,7 @@ from tenantpulse.errors import UsageError
 # sets ``func`` (args -> exit code).
 COMMAND_MODULES: tuple[str, ...] = (
     "exporters.cli",
+    "tenantpulse.demo",
     "security.cli",
     "alert_rules.cli",
     "grafana.cli",
