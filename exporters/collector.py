@@ -90,10 +90,16 @@ class MetricsCollector:
         self._clock = self.config.clock
         self._pseudo = Pseudonymizer(self.config.pseudonym_keys, self.config.current_key(), LONGEST)
         allow = {k: frozenset(v) for k, v in self.config.metadata_allowlist.items()}
-        self._default_allow = allow.pop("*", frozenset())
-        self._allow = allow
+        default = allow.pop("*", frozenset())
+        self._default_duration_fields = tuple((f, k) for f, k in DURATION_FIELDS.items() if f in default)
+        self._duration_fields = {
+            et: tuple((f, k) for f, k in DURATION_FIELDS.items() if f in fields)
+            for et, fields in allow.items()
+        }
         self._lock = threading.Lock()
         self._tenants: dict[str, TenantState] = {}
+        self._added: dict[str, int] = {}  # during _plan: tenant -> series the batch would create
+        self._new_types: dict[str, set[str]] = {}  # during _plan: tenant -> event types it would add
         self._invalid_rejected = SeriesTable(c.INGEST_REJECTED, {})
         self._invalid_requests = HistogramTable(c.INGEST_REQUEST_DURATION, {})
         self._system = (SeriesTable(c.SYSTEM_CPU, {}), SeriesTable(c.SYSTEM_MEMORY, {}))
@@ -130,68 +136,64 @@ class MetricsCollector:
         return len(events) + len(business)
 
     def _plan(self, events: Sequence[AppEvent], business: Sequence[BusinessFigures]) -> tuple:
-        """Check everything and group the work; touches no state."""
-        cfg = self.config
+        """Check everything and group the work; touches no state.
+
+        The per-event loop is the hot path: a (tenant, event type) pair already held by the tenant
+        was validated when it was first accepted, so only new pairs go through the full checks.
+        """
         tenants = self._tenants
         counts: dict[tuple[str, str], int] = {}
-        durations: list[tuple[str, str, float]] = []
+        durations: dict[tuple[str, str], list[float]] = {}
         users: dict[str, set[str]] = {}
-        added: dict[str, int] = {}  # tenant -> series this batch would create
-        new_types: dict[str, set[str]] = {}
-        new_hists: set[tuple[str, str]] = set()
-        hist_series = len(c.EVENT_DURATION.buckets) + 3
-
-        def grow(tenant: str, n: int, field: str) -> None:
-            state = tenants.get(tenant)
-            total = (state.series() if state else 0) + added.get(tenant, 0) + n
-            if total > cfg.max_series_per_tenant:
-                raise IngestError(field, f"series limit reached ({cfg.max_series_per_tenant})")
-            added[tenant] = added.get(tenant, 0) + n
+        self._added, self._new_types = {}, {}
+        fields_for = self._duration_fields.get
+        default_fields = self._default_duration_fields
+        max_user = self.config.max_user_id_length
+        inf = math.inf
 
         for i, e in enumerate(events):
             t, et = e.tenant_id, e.event_type
             key = (t, et)
-            if key in counts:
-                counts[key] += 1
-            else:
-                _tenant(t, f"events[{i}].tenant_id")
-                if not isinstance(et, str) or not EVENT_TYPE_RE.fullmatch(et):
-                    raise IngestError(f"events[{i}].event_type", f"must match {EVENT_TYPE_RE.pattern}")
-                state = tenants.get(t)
-                if state is None or et not in state.events.index:
-                    fresh = new_types.setdefault(t, set())
-                    have = len(state.events) if state else 0
-                    if have + len(fresh) >= cfg.max_event_types_per_tenant:
-                        raise IngestError(
-                            f"events[{i}].event_type",
-                            f"event type limit reached ({cfg.max_event_types_per_tenant})",
-                        )
-                    grow(t, 1, f"events[{i}].event_type")
-                    fresh.add(et)
+            n = counts.get(key)
+            if n is None:
+                self._check_pair(t, et, i)
                 counts[key] = 1
+            else:
+                counts[key] = n + 1
             u = e.user_id
             if u is not None:
-                if type(u) is not str or not u or len(u) > cfg.max_user_id_length:
+                if type(u) is not str or not u or len(u) > max_user:
                     raise IngestError(
-                        f"events[{i}].user_id",
-                        f"must be a non-empty string of at most {cfg.max_user_id_length} chars",
+                        f"events[{i}].user_id", f"must be a non-empty string of at most {max_user} chars"
                     )
                 seen = users.get(t)
                 if seen is None:
                     seen = users[t] = set()
                     state = tenants.get(t)
-                    if state is None or not len(state.unique):
-                        grow(t, len(WINDOWS), f"events[{i}].user_id")
+                    if state is None or not state.unique.index:
+                        self._grow(t, len(WINDOWS), f"events[{i}].user_id")
                 seen.add(u)
             md = e.metadata
             if md:
-                d = self._duration(md, et, i)
-                if d is not None:
-                    durations.append((t, et, d))
-                    state = tenants.get(t)
-                    if (state is None or et not in state.durations.index) and key not in new_hists:
-                        grow(t, hist_series, f"events[{i}].metadata")
-                        new_hists.add(key)
+                if type(md) is not dict:
+                    raise IngestError(f"events[{i}].metadata", "must be an object")
+                seconds = None
+                for name, factor in fields_for(et, default_fields):
+                    v = md.get(name)
+                    if v is None:
+                        continue
+                    if (type(v) is not float and type(v) is not int) or not 0.0 <= v < inf:
+                        _number(v, f"events[{i}].metadata.{name}")  # raises with the precise reason
+                    if seconds is None:
+                        seconds = v * factor
+                if seconds is not None:
+                    values = durations.get(key)
+                    if values is None:
+                        values = durations[key] = []
+                        state = tenants.get(t)
+                        if state is None or et not in state.durations.index:
+                            self._grow(t, len(c.EVENT_DURATION.buckets) + 3, f"events[{i}].metadata")
+                    values.append(seconds)
 
         figures: list[tuple[str, float | None, float | None, float | None]] = []
         new_gauges: set[tuple[str, str]] = set()
@@ -209,24 +211,35 @@ class MetricsCollector:
                     row.append(None)
                     continue
                 row.append(_number(value, f"business[{i}].{name}", 0.0, high))
-                if (state is None or not len(getattr(state, table))) and (t, table) not in new_gauges:
-                    grow(t, 1, f"business[{i}].{name}")
+                if (state is None or not getattr(state, table).index) and (t, table) not in new_gauges:
+                    self._grow(t, 1, f"business[{i}].{name}")
                     new_gauges.add((t, table))
             figures.append((t, *row))
         return counts, durations, users, figures
 
-    def _duration(self, metadata: object, event_type: str, i: int) -> float | None:
-        """Seconds from allowlisted duration fields; every other field is dropped unread."""
-        if not isinstance(metadata, dict):
-            raise IngestError(f"events[{i}].metadata", "must be an object")
-        allowed = self._allow.get(event_type, self._default_allow)
-        seconds = None
-        for name, factor in DURATION_FIELDS.items():
-            if name in metadata and name in allowed:
-                value = _number(metadata[name], f"events[{i}].metadata.{name}")
-                if seconds is None:
-                    seconds = value * factor
-        return seconds
+    def _grow(self, tenant: str, n: int, field: str) -> None:
+        """Reserve ``n`` new series for the batch being planned, or refuse it at the tenant's cap."""
+        cap = self.config.max_series_per_tenant
+        state = self._tenants.get(tenant)
+        total = (state.series() if state else 0) + self._added.get(tenant, 0) + n
+        if total > cap:
+            raise IngestError(field, f"series limit reached ({cap})")
+        self._added[tenant] = self._added.get(tenant, 0) + n
+
+    def _check_pair(self, tenant: object, event_type: object, i: int) -> None:
+        """First sight of (tenant, event type) in this batch: ids, and the caps if the pair is new."""
+        state = self._tenants.get(tenant) if isinstance(tenant, str) else None
+        if state is not None and event_type in state.events.index:
+            return  # accepted before, hence valid
+        _tenant(tenant, f"events[{i}].tenant_id")
+        if not isinstance(event_type, str) or not EVENT_TYPE_RE.fullmatch(event_type):
+            raise IngestError(f"events[{i}].event_type", f"must match {EVENT_TYPE_RE.pattern}")
+        fresh = self._new_types.setdefault(tenant, set())
+        limit = self.config.max_event_types_per_tenant
+        if (len(state.events) if state else 0) + len(fresh) >= limit:
+            raise IngestError(f"events[{i}].event_type", f"event type limit reached ({limit})")
+        self._grow(tenant, 1, f"events[{i}].event_type")
+        fresh.add(event_type)
 
     def _state(self, tenant: str) -> TenantState:
         state = self._tenants.get(tenant)
@@ -234,14 +247,13 @@ class MetricsCollector:
             state = self._tenants[tenant] = TenantState(tenant)
         return state
 
-    def _apply(self, counts: dict, durations: list, users: dict, figures: list) -> None:
+    def _apply(self, counts: dict, durations: dict, users: dict, figures: list) -> None:
         for (t, et), n in counts.items():
             self._state(t).events.add(sys.intern(et), n)
         if durations:
             exemplar = self._exemplar(current_exemplar(), None)
-            for t, et, seconds in durations:
-                ex = (exemplar[0], seconds, exemplar[2]) if exemplar else None
-                self._state(t).durations.observe(sys.intern(et), seconds, ex)
+            for (t, et), values in durations.items():
+                self._state(t).durations.observe_many(sys.intern(et), values, exemplar)
         if users:
             now = self._clock()
             versions = self._pseudo.active(now)
@@ -249,7 +261,7 @@ class MetricsCollector:
                 state = self._state(t)
                 state.users.retain(v.version for v in versions)
                 for v in versions:
-                    state.users.update(v.version, (self._pseudo.pseudonym(v.key, u) for u in ids), now)
+                    state.users.update(v.version, Pseudonymizer.pseudonyms(v.key, ids), now)
                 for w in WINDOWS:
                     state.unique.slot(w.label)
         for t, revenue, active, conversion in figures:

@@ -186,6 +186,17 @@ class HistogramTable:
         if exemplar is not None:
             self.exemplars[(i, b)] = exemplar
 
+    def observe_many(self, key: Key, values: list[float], exemplar: Exemplar | None = None) -> None:
+        """Observe a batch; the exemplar (trace ids) goes on the bucket of the batch's last value."""
+        i = self.slot(key)
+        counts, bounds = self.counts[i], self.bounds
+        for v in values:
+            counts[bisect_left(bounds, v)] += 1
+        self.sums[i] += math.fsum(values)
+        if exemplar is not None:
+            last = values[-1]
+            self.exemplars[(i, bisect_left(bounds, last))] = (exemplar[0], last, exemplar[2])
+
     def count_and_sum(self, key: Key) -> tuple[float, float] | None:
         i = self.index.get(key)
         return None if i is None else (float(sum(self.counts[i])), self.sums[i])

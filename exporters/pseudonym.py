@@ -9,6 +9,7 @@ after the rotation is counted once. After the overlap the old key is forgotten.
 from __future__ import annotations
 
 import hmac
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 
@@ -50,6 +51,7 @@ class Pseudonymizer:
         return self._versions
 
     @staticmethod
-    def pseudonym(key: bytes, user_id: str) -> int:
-        """64 bits of HMAC-SHA256(key, user_id): enough for HLL, useless to reverse."""
-        return int.from_bytes(hmac.digest(key, user_id.encode(), "sha256")[:8], "big")
+    def pseudonyms(key: bytes, user_ids: Iterable[str]) -> list[int]:
+        """64 bits of HMAC-SHA256(key, user_id) each: plenty for HLL, useless to reverse."""
+        digest, from_bytes = hmac.digest, int.from_bytes
+        return [from_bytes(digest(key, u.encode(), "sha256")[:8], "big") for u in user_ids]

@@ -96,7 +96,7 @@ def test_rotation_refuses_reused_version_or_empty_key() -> None:
 
 
 def test_pseudonyms_are_keyed() -> None:
-    a = Pseudonymizer.pseudonym(b"k1", "alice")
-    assert a == Pseudonymizer.pseudonym(b"k1", "alice")
-    assert a != Pseudonymizer.pseudonym(b"k2", "alice")
-    assert a != Pseudonymizer.pseudonym(b"k1", "bob")
+    a, b = Pseudonymizer.pseudonyms(b"k1", ["alice", "bob"])
+    assert a == Pseudonymizer.pseudonyms(b"k1", ["alice"])[0]
+    assert a != Pseudonymizer.pseudonyms(b"k2", ["alice"])[0]
+    assert a != b
