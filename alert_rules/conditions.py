@@ -22,7 +22,7 @@ OPS: dict[str, Callable[[float, float], bool]] = {
     "!=": operator.ne,
 }
 _CLAUSE = re.compile(
-    r"^\s*(?P<ind>[A-Za-z_][A-Za-z0-9_]*)\s*(\[(?P<win>[^\]]*)\])?\s*(?P<op>[<>=!]=?|=)?\s*(?P<num>\S*)\s*$"
+    r"^\s*(?P<ind>[A-Za-z_][A-Za-z0-9_]*)\s*(\[(?P<win>[^\]]*)\])?\s*(?P<op>[<>=!~]*)\s*(?P<num>\S*)\s*$"
 )
 _DURATION = re.compile(r"^((\d+)d)?((\d+)h)?((\d+)m)?((\d+)s)?$")
 _NUMBER = re.compile(r"^-?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$")

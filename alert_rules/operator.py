@@ -23,7 +23,7 @@ KIND = "AlertmanagerConfig"
 
 # Native (alertmanager.yml) field -> AlertmanagerConfig field, per section. A field missing from these
 # maps is refused, so a new option in the generator cannot be dropped without notice.
-_ROUTE = {
+ROUTE_FIELDS = {
     "receiver": "receiver",
     "group_by": "groupBy",
     "group_wait": "groupWait",
@@ -33,7 +33,7 @@ _ROUTE = {
     "mute_time_intervals": "muteTimeIntervals",
     "active_time_intervals": "activeTimeIntervals",
 }
-_SLACK = {
+SLACK_FIELDS = {
     "channel": "channel",
     "send_resolved": "sendResolved",
     "title": "title",
@@ -53,7 +53,7 @@ _SLACK = {
     "mrkdwn_in": "mrkdwnIn",
     "callback_id": "callbackId",
 }
-_EMAIL = {
+EMAIL_FIELDS = {
     "to": "to",
     "from": "from",
     "smarthost": "smarthost",
@@ -65,7 +65,7 @@ _EMAIL = {
     "html": "html",
     "text": "text",
 }
-_WEBHOOK = {"url": "url", "send_resolved": "sendResolved", "max_alerts": "maxAlerts"}
+WEBHOOK_FIELDS = {"url": "url", "send_resolved": "sendResolved", "max_alerts": "maxAlerts"}
 # Native label matcher: name, operator, quoted or bare value ("severity=\"critical\"", "tenant=~a|b").
 _MATCHER = re.compile(r'^\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*(?:"((?:[^"\\]|\\.)*)"|(.*?))\s*$')
 
@@ -182,7 +182,7 @@ def _copy(node: dict[str, Any], fields: dict[str, str], where: str, handled: set
 
 
 def route(node: dict[str, Any], where: str = "route") -> dict[str, Any]:
-    out = _copy(node, _ROUTE, where, {"matchers", "match", "match_re", "routes"})
+    out = _copy(node, ROUTE_FIELDS, where, {"matchers", "match", "match_re", "routes"})
     found = _matchers(node, "matchers", ("match", "match_re"))
     if found:
         out["matchers"] = found
@@ -213,7 +213,7 @@ def receiver(node: dict[str, Any]) -> dict[str, Any]:
 
 
 def _slack(node: dict[str, Any], where: str) -> dict[str, Any]:
-    out = _copy(node, _SLACK, f"{where} slack", {"api_url", "api_url_file", "fields", "actions"})
+    out = _copy(node, SLACK_FIELDS, f"{where} slack", {"api_url", "api_url_file", "fields", "actions"})
     out["apiURL"] = _secret(SLACK_URL_KEY)  # a URL given inline is a secret too: it moves to the Secret
     if node.get("fields"):
         out["fields"] = [{_camel(k): v for k, v in f.items()} for f in node["fields"]]
@@ -223,7 +223,7 @@ def _slack(node: dict[str, Any], where: str) -> dict[str, Any]:
 
 
 def _email(node: dict[str, Any], where: str) -> dict[str, Any]:
-    out = _copy(node, _EMAIL, f"{where} email", {"auth_password", "auth_password_file", "headers"})
+    out = _copy(node, EMAIL_FIELDS, f"{where} email", {"auth_password", "auth_password_file", "headers"})
     if "auth_password" in node or "auth_password_file" in node:
         out["authPassword"] = _secret(SMTP_PASSWORD_KEY)
     if node.get("headers"):
@@ -232,7 +232,7 @@ def _email(node: dict[str, Any], where: str) -> dict[str, Any]:
 
 
 def _webhook(node: dict[str, Any], where: str) -> dict[str, Any]:
-    return _copy(node, _WEBHOOK, f"{where} webhook", set())
+    return _copy(node, WEBHOOK_FIELDS, f"{where} webhook", set())
 
 
 def inhibit_rule(node: dict[str, Any]) -> dict[str, Any]:

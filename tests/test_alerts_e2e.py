@@ -33,7 +33,12 @@ def e2e_spec(slack_url_file: Path, smarthost: str, oncall_url: str) -> dict[str,
     return {
         "channels": {
             "slack": {"api_url_file": str(slack_url_file), "channel": "#tenantpulse-test"},
-            "email": {"to": "oncall@example.test", "from": "am@example.test", "smarthost": smarthost, "require_tls": False},
+            "email": {
+                "to": "oncall@example.test",
+                "from": "am@example.test",
+                "smarthost": smarthost,
+                "require_tls": False,
+            },
         },
         "actions": {"notify_oncall": {"url": oncall_url}},
         "routing": {"group_wait": "1s", "group_interval": "1s", "repeat_interval": "1h"},
