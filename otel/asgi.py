@@ -27,7 +27,12 @@ def instrument_app(app: FastAPI, tracer_provider: TracerProvider | None = None) 
         return app
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
-    excluded = None if _env_excludes() else DEFAULT_EXCLUDED_URLS
+    # Read here, not at the instrumentation's import, so the setting in force when the app is built wins.
+    excluded = (
+        os.environ.get("OTEL_PYTHON_FASTAPI_EXCLUDED_URLS")
+        or os.environ.get("OTEL_PYTHON_EXCLUDED_URLS")
+        or DEFAULT_EXCLUDED_URLS
+    )
     FastAPIInstrumentor.instrument_app(
         app,
         tracer_provider=tracer_provider,
@@ -35,9 +40,3 @@ def instrument_app(app: FastAPI, tracer_provider: TracerProvider | None = None) 
         exclude_spans=["receive", "send"],  # one span per request, not one per ASGI message
     )
     return app
-
-
-def _env_excludes() -> bool:
-    return bool(
-        os.environ.get("OTEL_PYTHON_FASTAPI_EXCLUDED_URLS") or os.environ.get("OTEL_PYTHON_EXCLUDED_URLS")
-    )
