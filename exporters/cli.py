@@ -49,6 +49,9 @@ def register(root: Any, generate: Any) -> None:
     p.add_argument("--log-format", default="json", choices=["json", "console"])
     p.add_argument("--tls-cert", metavar="FILE", help="serve HTTPS with this certificate (with --tls-key)")
     p.add_argument("--tls-key", metavar="FILE")
+    p.add_argument("--alerts-spec", metavar="FILE", type=Path, help="alert spec edited by /analytics/alerts")
+    p.add_argument("--rules-out", metavar="DIR", type=Path, help="directory for the generated rule files")
+    p.add_argument("--prometheus-url", metavar="URL", help="Prometheus to reload after an alert change")
     p.set_defaults(func=run)
 
 
@@ -73,6 +76,9 @@ def settings_from_args(args: argparse.Namespace) -> ExporterSettings:
         max_body_bytes=args.max_body_bytes,
         max_batch_events=args.max_batch_events,
         metrics_auth=args.metrics_auth,
+        alerts_spec=args.alerts_spec,
+        rules_out=args.rules_out,
+        prometheus_url=args.prometheus_url,
     )
 
 

@@ -33,6 +33,9 @@ class ExporterSettings:
     max_batch_events: int = 10_000
     metrics_auth: MetricsAuth = "none"
     system_metrics_interval: float = 5.0
+    alerts_spec: Path | None = None  # the alert spec that /analytics/alerts edits (alert_rules.api)
+    rules_out: Path | None = None  # where the generated rule files go (Prometheus's rule_files)
+    prometheus_url: str | None = None  # asked to /-/reload after each accepted alert change
 
     def __post_init__(self) -> None:
         for name in (
@@ -47,6 +50,8 @@ class ExporterSettings:
             raise UsageError("--rate-limit must be a positive number of events per second")
         if self.rate_burst is not None and not self.rate_burst >= 1:
             raise UsageError("--rate-burst must be at least 1 event")
+        if (self.alerts_spec is None) != (self.rules_out is None):
+            raise UsageError("--alerts-spec and --rules-out go together")
         if self.metrics_auth not in ("none", "required"):
             raise UsageError("--metrics-auth must be 'none' or 'required'")
         if not self.pseudonym_keys:
