@@ -40,6 +40,7 @@ SAMPLERS = frozenset(
 )
 EXPORTERS = frozenset({"otlp", "console", "none"})
 ENDPOINT_VARS = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
+PROTOCOL_VARS = ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")
 
 _provider: TracerProvider | None = None
 
@@ -58,8 +59,20 @@ def exporter_choice(environ: Mapping[str, str]) -> str:
             raise UsageError(
                 f"OTEL_TRACES_EXPORTER={named!r} is not supported; use one of {sorted(EXPORTERS)}"
             )
-        return named
-    return "otlp" if any(environ.get(v) for v in ENDPOINT_VARS) else "none"
+        choice = named
+    else:
+        choice = "otlp" if any(environ.get(v) for v in ENDPOINT_VARS) else "none"
+    if choice == "otlp":
+        check_protocol(environ)
+    return choice
+
+
+def check_protocol(environ: Mapping[str, str]) -> None:
+    """Only OTLP over HTTP/protobuf is installed; asking for gRPC or JSON must not silently send protobuf."""
+    for var in PROTOCOL_VARS:
+        value = environ.get(var, "").strip()
+        if value and value != "http/protobuf":
+            raise UsageError(f"{var}={value!r} is not supported; tenantpulse exports OTLP as http/protobuf")
 
 
 def check_sampler(environ: Mapping[str, str]) -> None:

@@ -89,6 +89,10 @@ def test_ratio_sampler_zero_exports_nothing(receiver, monkeypatch) -> None:
         ({"OTEL_TRACES_EXPORTER": "None"}, "none"),
         ({"OTEL_TRACES_EXPORTER": "console"}, "console"),
         ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://jaeger:4318", "OTEL_SDK_DISABLED": "true"}, "none"),
+        (
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://j:4318", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"},
+            "otlp",
+        ),
     ],
 )
 def test_exporter_choice(env: dict[str, str], expected: str) -> None:
@@ -108,6 +112,10 @@ def test_tracing_off_builds_no_provider() -> None:
         (
             {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "1.5"},
             "between 0 and 1",
+        ),
+        (
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://jaeger:4317", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"},
+            "OTEL_EXPORTER_OTLP_PROTOCOL='grpc' is not supported",
         ),
     ],
 )
