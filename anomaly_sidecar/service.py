@@ -151,6 +151,7 @@ class SidecarService:
         self.last_seen[idx] = time.time()
         return int(idx.size), alarms
 
+    @traced_span("sidecar backfill")
     def backfill(
         self,
         span: float,
@@ -267,6 +268,7 @@ class SidecarService:
 
     # -- forecasts ---------------------------------------------------------------------------------
 
+    @traced_span("sidecar forecasts")
     def refresh_forecasts(self) -> int:
         """Forecast every tracked series at the horizon from its recent history (slow cadence)."""
         cfg = self.config

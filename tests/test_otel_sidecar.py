@@ -27,7 +27,7 @@ RATE_WINDOW = "5m"
 
 @pytest.fixture(scope="module")
 def traced_cycle(tmp_path_factory):
-    """(cycle span, its client child spans, requests seen by the proxy) of one sidecar cycle."""
+    """(cycle span, its client child spans, requests seen by the proxy, (backfill span, its children))."""
     workdir = tmp_path_factory.mktemp("otel-sidecar")
     with (
         OtlpReceiver() as receiver,
@@ -55,14 +55,18 @@ def traced_cycle(tmp_path_factory):
                 children = receiver.wait_for(
                     lambda s: s.parent_span_id == cycle.span_id, count=wanted, what="the cycle's query spans"
                 )
-                yield cycle, children, list(proxy.seen)
+                backfill = receiver.wait_for(
+                    lambda s: s.name == "sidecar backfill", what="the backfill span"
+                )[0]
+                ranges = receiver.find(lambda s: s.parent_span_id == backfill.span_id)
+                yield cycle, children, list(proxy.seen), (backfill, ranges)
             finally:
                 proc.terminate()
                 proc.wait(10)
 
 
 def test_cycle_span_has_one_client_span_per_prometheus_query(traced_cycle) -> None:
-    cycle, children, _ = traced_cycle
+    cycle, children, _, _ = traced_cycle
     assert cycle.service == "tenantpulse-sidecar"
     assert cycle.parent_span_id == ""  # a cycle is the root of its own trace
     assert cycle.attributes["tenantpulse.errors"] == 0
@@ -76,7 +80,7 @@ def test_cycle_span_has_one_client_span_per_prometheus_query(traced_cycle) -> No
 
 
 def test_prometheus_received_traceparent_of_each_query_span(traced_cycle) -> None:
-    cycle, children, seen = traced_cycle
+    cycle, children, seen, _ = traced_cycle
     sent = {}
     for r in seen:
         if r.path == "/api/v1/query" and "traceparent" in r.headers:
@@ -84,3 +88,11 @@ def test_prometheus_received_traceparent_of_each_query_span(traced_cycle) -> Non
             sent[parent_id] = (version, trace_id, int(flags, 16) & 1)  # W3C: bit 0 of the flags = sampled
     for child in children:
         assert sent[child.span_id] == ("00", cycle.trace_id, 1)
+
+
+def test_backfill_is_one_trace_of_range_queries(traced_cycle) -> None:
+    cycle, _, _, (backfill, ranges) = traced_cycle
+    assert backfill.trace_id != cycle.trace_id and backfill.parent_span_id == ""
+    assert len(ranges) >= len(indicators.WATCHED)
+    assert {s.name for s in ranges} == {"POST /api/v1/query_range"}
+    assert all(s.trace_id == backfill.trace_id for s in ranges)
