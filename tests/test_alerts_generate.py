@@ -201,3 +201,28 @@ def test_raw_expr_that_promtool_rejects_fails_the_check(tmp_path: Path) -> None:
     write_rules(load_spec(spec), tmp_path)
     with pytest.raises(CheckFailed, match="Broken"):
         checks.check_rules(tmp_path / RULES_FILE)
+
+
+def test_python_facade_with_indicator_and_scoped_slos_passes_promtool(tmp_path: Path) -> None:
+    from alert_rules.manager import AlertManager
+
+    am = AlertManager(
+        channels={"slack": {"api_url_file": "/run/secrets/slack"}}, defaults={"runbook_base": "https://rb"}
+    )
+    am.create_alert("HighErrorRate", "error_rate > 0.05", for_="5m", severity="critical", tenants=["acme"])
+    am.create_ml_alert("PlaysAnomaly", model="plays_per_minute", threshold=0.9, sensitivity="high")
+    am.create_slo("by_indicator", 0.999, {"error": "errors_per_second", "total": "request_rate"})
+    events = {"metric": "tenantpulse_events_total"}
+    am.create_slo(
+        "scoped",
+        0.995,
+        {"error": {**events, "match": {"event_type": "error"}}, "total": events},
+        tenants=["acme", "globex"],
+    )
+    am.write(tmp_path / "rules", tmp_path / "am")
+    assert "SUCCESS" in checks.test_rules(tmp_path / "rules" / TESTS_FILE)
+    assert "SUCCESS" in checks.check_alertmanager(tmp_path / "am" / "alertmanager.yml")
+    tests = yaml.safe_load((tmp_path / "rules" / TESTS_FILE).read_text())["tests"]
+    scoped = next(g for g in tests if g["name"] == "ScopedErrorBudgetBurn pages and tickets")
+    tenants = {s["series"].split('tenant="')[1].split('"')[0] for s in scoped["input_series"]}
+    assert tenants == {"acme", "tenant-b", "tenant-out-of-scope"}  # the outsider burns too, yet no alert
