@@ -80,6 +80,10 @@ def require_scope(scope: str) -> Callable[..., Awaitable[ApiKey]]:
 
 def check_tenants(key: ApiKey, scope: str, tenants: Iterable[tuple[str, str]]) -> None:
     """Refuse the whole request if any ``(field, tenant)`` named in a body is not allowed for the key."""
+    checked: set[str] = set()
     for field, tenant in tenants:
+        if tenant in checked:
+            continue
         if not allowed(key, tenant, scope):
             raise forbidden(key, tenant, scope, field)
+        checked.add(tenant)
