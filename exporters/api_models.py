@@ -21,10 +21,11 @@ from pydantic import (
 )
 
 from exporters.catalog import TENANT_ID_PATTERN
+from exporters.collector import EVENT_TYPE_RE
 from exporters.events import AppEvent, BusinessFigures
 
-# Event types become label values: short, and characters that need no escaping anywhere.
-EVENT_TYPE_PATTERN = r"^[A-Za-z][A-Za-z0-9_.:-]{0,63}$"
+# Event types become label values; the collector's rule is the one rule (short, nothing to escape).
+EVENT_TYPE_PATTERN = EVENT_TYPE_RE.pattern
 MAX_METADATA_ITEMS = 32
 
 TenantId = Annotated[str, StringConstraints(pattern=TENANT_ID_PATTERN)]
