@@ -1,0 +1,201 @@
+"""The rendered pods run: the exporter and a sidecar shard are started as local processes with exactly
+the command lines, environment and Secret files the chart renders; a real Prometheus scrapes them with
+the rendered ServiceMonitors (per-tenant ``params``) and evaluates the rendered PrometheusRule.
+
+This catches what schema checks cannot: a flag the program no longer accepts, a keys file it cannot
+read, a probe path it does not serve, a per-tenant scrape that leaks another tenant's series.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import helm_python
+import pytest
+import requests
+import yaml
+
+from tests.support.ports import free_port, wait_until
+from tests.support.prometheus import Prometheus
+from tests.test_helm_chart import CHART_DIR, NAMESPACE, RELEASE, Loader, of_kind, one
+
+T1_KEY = "t1-ingest-key-0123456789"
+ADMIN_KEY = "ops-admin-key-0123456789"
+VALUES: dict[str, Any] = {
+    "secret": {
+        "apiKeys": [
+            {"key": T1_KEY, "tenant": "t1", "scopes": ["write", "read"]},
+            {"key": ADMIN_KEY, "tenant": "*", "scopes": ["admin"], "id": "ops"},
+        ],
+        "pseudonymisationSecret": "0123456789abcdef0123456789abcdef",
+    },
+    "sidecar": {"shards": 2, "interval": "1s"},
+    "serviceMonitor": {"allTenants": False, "perTenant": {"enabled": True, "tenants": ["t1"]}},
+}
+
+
+@pytest.fixture(scope="module")
+def docs() -> list[dict[str, Any]]:
+    with helm_python.Chart.load(CHART_DIR) as chart:
+        manifests = chart.render(VALUES, name=RELEASE, namespace=NAMESPACE, is_install=True)
+    return [
+        d
+        for path, text in manifests.items()
+        if path.endswith(".yaml")
+        for d in yaml.load_all(text, Loader=Loader)
+        if d
+    ]
+
+
+def command_line(
+    deployment: dict[str, Any], docs: list[dict[str, Any]], root: Path, port: int
+) -> tuple[list[str], dict[str, str]]:
+    """The container's args and env for a local run: Secret volumes written under ``root``, mount paths
+    rewritten to them, the listen address moved to loopback and a free port."""
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    secrets = {s["metadata"]["name"]: s["data"] for s in of_kind(docs, "Secret")}
+    local: dict[str, str] = {}
+    for mount in container["volumeMounts"]:
+        path = root / mount["name"]
+        path.mkdir(parents=True, exist_ok=True)
+        volume = volumes[mount["name"]]
+        if "secret" in volume:
+            data = secrets[volume["secret"]["secretName"]]
+            for item in volume["secret"]["items"]:
+                (path / item["path"]).write_bytes(base64.b64decode(data[item["key"]]))
+        local[mount["mountPath"]] = str(path)
+    args = []
+    for arg in container["args"]:
+        for mount_path in sorted(local, key=len, reverse=True):  # the deepest mount owns the path
+            if f"={mount_path}/" in arg:
+                arg = arg.replace(f"={mount_path}/", f"={local[mount_path]}/", 1)
+                break
+        if arg.startswith("--host="):
+            arg = "--host=127.0.0.1"
+        elif arg.startswith("--port="):
+            arg = f"--port={port}"
+        args.append(arg)
+    env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+    return args, env
+
+
+def probe_urls(deployment: dict[str, Any], port: int) -> list[str]:
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    probes = ("startupProbe", "livenessProbe", "readinessProbe")
+    return [f"http://127.0.0.1:{port}{container[p]['httpGet']['path']}" for p in probes]
+
+
+@contextmanager
+def running(args: list[str], env: dict[str, str], root: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """``tenantpulse <args>`` (the image's entrypoint) as a process; its output goes to root/log."""
+    with open(root / "log", "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tenantpulse.cli", *args],
+            env=os.environ | env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=root,
+        )
+        try:
+            yield proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def wait_ready(urls: list[str], proc: subprocess.Popen[bytes], log: Path, timeout: float = 30) -> None:
+    """Until every probe answers 200; a process that exits fails at once, with its output."""
+
+    def ready() -> bool:
+        return proc.poll() is not None or all(requests.get(u, timeout=2).status_code == 200 for u in urls)
+
+    wait_until(ready, timeout=timeout, what=f"probes {urls}")
+    assert proc.poll() is None, f"the process exited ({proc.returncode}):\n{log.read_text()}"
+
+
+def scrape_config(monitor: dict[str, Any], target: str) -> dict[str, Any]:
+    """The scrape job the Prometheus Operator generates for one ServiceMonitor endpoint (the target
+    found through the Service replaced by the local process)."""
+    endpoint = monitor["spec"]["endpoints"][0]
+    job = {
+        "job_name": monitor["metadata"]["name"],
+        "metrics_path": endpoint["path"],
+        "honor_labels": endpoint["honorLabels"],
+        "static_configs": [{"targets": [target]}],
+    }
+    if "params" in endpoint:
+        job["params"] = endpoint["params"]
+    return job
+
+
+@pytest.mark.integration
+def test_rendered_pods_run_and_prometheus_scrapes_them_per_tenant(
+    docs: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    exporter = one(docs, "Deployment", f"{RELEASE}-tenantpulse-exporter")
+    sidecar = one(docs, "Deployment", f"{RELEASE}-tenantpulse-sidecar-1")
+    exporter_port, sidecar_port = free_port(), free_port()
+    monitors = {m["metadata"]["name"]: m for m in of_kind(docs, "ServiceMonitor")}
+    per_tenant = monitors[f"{RELEASE}-tenantpulse-exporter-t1"]
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        yaml.safe_dump({"groups": one(docs, "PrometheusRule", f"{RELEASE}-tenantpulse")["spec"]["groups"]})
+    )
+
+    (tmp_path / "exporter").mkdir()
+    args, env = command_line(exporter, docs, tmp_path / "exporter", exporter_port)
+    with running(args, env, tmp_path / "exporter") as exporter_proc:
+        wait_ready(probe_urls(exporter, exporter_port), exporter_proc, tmp_path / "exporter" / "log")
+        ingest = f"http://127.0.0.1:{exporter_port}/analytics/metrics"
+        for key, tenant in ((T1_KEY, "t1"), (ADMIN_KEY, "t2")):
+            event = {"tenant_id": tenant, "user_id": "u1", "event_type": "song_play"}
+            r = requests.post(ingest, json=event, headers={"Authorization": f"Bearer {key}"}, timeout=5)
+            assert r.status_code < 300, r.text
+        denied = requests.post(
+            ingest,
+            json={"tenant_id": "t2", "user_id": "u1", "event_type": "song_play"},
+            headers={"Authorization": f"Bearer {T1_KEY}"},
+            timeout=5,
+        )
+        assert denied.status_code == 403, "a tenant key from the chart's Secret must not write another tenant"
+
+        jobs = [
+            scrape_config(per_tenant, f"127.0.0.1:{exporter_port}"),
+            scrape_config(monitors[f"{RELEASE}-tenantpulse-sidecar"], f"127.0.0.1:{sidecar_port}"),
+        ]
+        (tmp_path / "prometheus").mkdir()
+        with Prometheus(tmp_path / "prometheus", jobs, rule_files=[str(rules)]) as prom:
+            (tmp_path / "sidecar").mkdir()
+            args, env = command_line(sidecar, docs, tmp_path / "sidecar", sidecar_port)
+            assert "--shard-index=1" in args and "--shard-count=2" in args
+            args = [f"--prometheus-url={prom.url}" if a.startswith("--prometheus-url=") else a for a in args]
+            with running(args, env, tmp_path / "sidecar") as sidecar_proc:
+                wait_ready(probe_urls(sidecar, sidecar_port), sidecar_proc, tmp_path / "sidecar" / "log", 60)
+                wait_until(prom.targets_up, what="both targets up")
+                wait_until(lambda: prom.query('tenantpulse_events_total{tenant="t1"}'), what="t1 series")
+                assert not prom.query('{tenant="t2"}'), (
+                    "the per-tenant ServiceMonitor must carry tenant t1 only"
+                )
+
+                def rules_evaluated() -> bool:
+                    groups = requests.get(f"{prom.url}/api/v1/rules", timeout=5).json()["data"]["groups"]
+                    states = [
+                        (r["name"], r["health"], r.get("lastError")) for g in groups for r in g["rules"]
+                    ]
+                    bad = [s for s in states if s[1] == "err"]
+                    assert not bad, bad
+                    return bool(states) and all(s[1] == "ok" for s in states)
+
+                wait_until(rules_evaluated, what="every rendered rule evaluated without error")
