@@ -1,0 +1,151 @@
+"""DetectorBank: online scores, alarms on spikes and level shifts, quiet on calm seasonal data, state."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from anomaly_sidecar.detector import SENSITIVITY, DetectorBank
+
+STEP = 300.0  # five-minute samples
+DAY_STEPS = int(86_400 / STEP)
+
+
+def seasonal(n: int, seed: int, series: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Daily sine plus Gaussian noise: timestamps (n,) and values (n, series)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) * STEP
+    x = 100 + 30 * np.sin(2 * np.pi * t / 86_400)[:, None] + rng.normal(0, 2, (n, series))
+    return t, x
+
+
+def run(bank: DetectorBank, idx: np.ndarray, t: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    scores, alarms = [], []
+    for k in range(len(t)):
+        r = bank.update(idx, t[k], x[k])
+        scores.append(r.score)
+        alarms.append(r.alarm)
+    return np.array(scores), np.array(alarms)
+
+
+def test_bad_sensitivity_names_the_choices() -> None:
+    with pytest.raises(ValueError, match="low, medium, high"):
+        DetectorBank(sensitivity="extreme")
+
+
+def test_presets_are_ordered_and_scores_bounded() -> None:
+    assert SENSITIVITY["low"] > SENSITIVITY["medium"] > SENSITIVITY["high"]
+    bank = DetectorBank(warmup=10)
+    idx = bank.add(3)
+    t, x = seasonal(3 * DAY_STEPS, seed=1, series=3)
+    x[500, 0] += 1e6
+    scores, _ = run(bank, idx, t, x)
+    assert scores.min() >= 0.0 and scores.max() <= 1.0
+
+
+def test_calm_seasonal_series_gives_no_alarm_after_warmup() -> None:
+    bank = DetectorBank(warmup=DAY_STEPS)
+    idx = bank.add(20)
+    t, x = seasonal(6 * DAY_STEPS, seed=2, series=20)
+    _, alarms = run(bank, idx, t, x)
+    assert not alarms[DAY_STEPS:].any()
+
+
+def test_spike_raises_an_alarm_at_once_and_only_in_its_series() -> None:
+    bank = DetectorBank(warmup=DAY_STEPS)
+    idx = bank.add(5)
+    t, x = seasonal(4 * DAY_STEPS, seed=3, series=5)
+    spike = 3 * DAY_STEPS + 40
+    x[spike, 2] += 40  # 20 noise sigmas
+    scores, alarms = run(bank, idx, t, x)
+    assert alarms[spike, 2]
+    assert scores[spike, 2] > 0.95
+    assert not alarms[DAY_STEPS:, [0, 1, 3, 4]].any()
+
+
+@pytest.mark.parametrize("jump", [-25.0, 25.0])
+def test_level_shift_is_detected_then_absorbed(jump: float) -> None:
+    bank = DetectorBank(warmup=DAY_STEPS)
+    idx = bank.add(1)
+    t, x = seasonal(6 * DAY_STEPS, seed=4)
+    shift = 3 * DAY_STEPS + 10
+    x[shift:] += jump
+    _, alarms = run(bank, idx, t, x)
+    assert alarms[shift : shift + 3, 0].any()
+    assert not alarms[shift + DAY_STEPS :, 0].any()  # the new level became normal
+
+
+def test_score_is_online_future_rows_do_not_change_the_past() -> None:
+    t, x = seasonal(2 * DAY_STEPS, seed=5)
+    y = x.copy()
+    y[300:] = np.random.default_rng(9).normal(500, 50, y[300:].shape)
+    first, second = DetectorBank(), DetectorBank()
+    a, _ = run(first, first.add(1), t, x)
+    b, _ = run(second, second.add(1), t, y)
+    np.testing.assert_array_equal(a[:300], b[:300])
+    assert not np.array_equal(a[300:], b[300:])
+
+
+def test_many_series_at_once_equal_one_at_a_time() -> None:
+    t, x = seasonal(DAY_STEPS, seed=6, series=4)
+    together = DetectorBank()
+    s_all, _ = run(together, together.add(4), t, x)
+    for j in range(4):
+        alone = DetectorBank()
+        s_one, _ = run(alone, alone.add(1), t, x[:, [j]])
+        np.testing.assert_allclose(s_all[:, j], s_one[:, 0], rtol=1e-12, atol=1e-12)
+
+
+def test_state_round_trip_continues_identically() -> None:
+    t, x = seasonal(2 * DAY_STEPS, seed=7, series=3)
+    half = DAY_STEPS
+    bank = DetectorBank(sensitivity="high", warmup=17)
+    idx = bank.add(3)
+    run(bank, idx, t[:half], x[:half])
+    state = {k: v.copy() for k, v in bank.state().items()}
+    restored = DetectorBank.from_state(state)
+    assert restored.threshold == SENSITIVITY["high"] and restored.warmup == 17
+    for k, v in bank.state().items():
+        np.testing.assert_array_equal(restored.state()[k], v)
+    a, _ = run(bank, idx, t[half:], x[half:])
+    b, _ = run(restored, idx, t[half:], x[half:])
+    np.testing.assert_array_equal(a, b)
+
+
+def test_missing_value_scores_zero_and_leaves_state_alone() -> None:
+    bank = DetectorBank(warmup=0)
+    idx = bank.add(2)
+    t, x = seasonal(DAY_STEPS, seed=8, series=2)
+    run(bank, idx, t, x)
+    before = bank.state()
+    r = bank.update(idx, t[-1] + STEP, np.array([np.nan, 120.0]))
+    assert r.score[0] == 0.0 and not r.alarm[0]
+    after = bank.state()
+    for k in ("s_level", "s_count", "p_daily"):
+        np.testing.assert_array_equal(after[k][idx[0]], before[k][idx[0]])
+    assert after["s_count"][idx[1]] == before["s_count"][idx[1]] + 1
+
+
+def test_expected_band_brackets_normal_values() -> None:
+    bank = DetectorBank(warmup=DAY_STEPS)
+    idx = bank.add(1)
+    t, x = seasonal(4 * DAY_STEPS, seed=10)
+    inside = []
+    for k in range(len(t)):
+        r = bank.update(idx, t[k], x[k])
+        if k > 2 * DAY_STEPS:
+            inside.append(r.lower[0] <= x[k, 0] <= r.upper[0])
+            assert abs(r.expected[0] - (x[k, 0])) < 15
+    assert np.mean(inside) > 0.99
+
+
+def test_removed_slots_are_reused_fresh() -> None:
+    bank = DetectorBank()
+    idx = bank.add(3)
+    t, x = seasonal(50, seed=11, series=3)
+    run(bank, idx, t, x)
+    bank.remove(idx[1:2])
+    assert len(bank) == 2
+    again = bank.add(1)
+    assert again.tolist() == [idx[1]]
+    assert bank.state()["s_count"][again[0]] == 0
