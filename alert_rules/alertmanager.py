@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from alert_rules.rules import ACTIONS_LABEL, CHANNELS_LABEL
+from alert_rules.labels import ACTIONS_LABEL, CHANNELS_LABEL
 from alert_rules.spec import SEVERITIES, Spec
 
 CONFIG_FILE = "alertmanager.yml"

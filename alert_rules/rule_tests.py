@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from alert_rules import anomaly as anomaly_rules
-from alert_rules import rules as rule_gen
 from alert_rules import slo as slo_rules
+from alert_rules import threshold
 from alert_rules.conditions import Clause, Condition
+from alert_rules.labels import routing_labels
 from alert_rules.spec import AlertSpec, MlAlertSpec, SliPart, SloSpec, Spec, SpecError, seconds
 from alert_rules.templating import render
 from exporters import catalog as c
@@ -252,7 +253,7 @@ def _scope(tenants: tuple[str, ...]) -> tuple[str, str | None]:
 
 
 def threshold_cases(a: AlertSpec) -> list[dict[str, Any]]:
-    rule = rule_gen.threshold_rule(a)
+    rule = threshold.rule(a)
     minutes = _eval_minutes(a.for_)
     n = minutes + 5
     tenant, outsider = _scope(a.tenants)
@@ -285,7 +286,7 @@ def threshold_cases(a: AlertSpec) -> list[dict[str, Any]]:
 
 
 def ml_cases(a: MlAlertSpec) -> list[dict[str, Any]]:
-    rule = anomaly_rules.rule(a, rule_gen.routing_labels(a))
+    rule = anomaly_rules.rule(a, routing_labels(a))
     minutes = _eval_minutes(a.for_)
     n = minutes + 5
     tenant, outsider = _scope(a.tenants)
@@ -355,7 +356,7 @@ def _indicator_slo_series(s: SloSpec, tenant: str, share: float, n: int) -> list
 
 
 def slo_cases(s: SloSpec) -> list[dict[str, Any]]:
-    rules = slo_rules.alert_rules(s, rule_gen.routing_labels(s))
+    rules = slo_rules.alert_rules(s, routing_labels(s))
     name = slo_rules.alert_name(s)
     minutes = _eval_minutes(s.page_for, s.ticket_for)
     n = minutes + 5

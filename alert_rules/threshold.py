@@ -1,0 +1,30 @@
+"""Threshold alerts: a condition (or raw PromQL) held for ``for``, per tenant."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from alert_rules.labels import routing_labels
+from alert_rules.spec import AlertSpec
+
+
+def expr(a: AlertSpec) -> str:
+    if a.condition is not None:
+        return a.condition.promql(a.tenants)
+    assert a.expr is not None
+    return a.expr
+
+
+def rule(a: AlertSpec) -> dict[str, Any]:
+    return {
+        "alert": a.name,
+        "expr": expr(a),
+        "for": a.for_,
+        "labels": {"severity": a.severity, **a.extra_labels, **routing_labels(a)},
+        "annotations": {
+            "summary": a.summary,
+            "description": a.description,
+            "runbook_url": a.runbook_url,
+            "value": "{{ $value | humanize }}",
+        },
+    }
