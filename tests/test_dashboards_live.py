@@ -2,6 +2,7 @@
 
 Two tenants are seeded continuously through the exporter's ingest API; the anomaly sidecar's output
 is stood in for by a small prometheus_client exposition of the catalog's ANOMALY_*/FORECAST_* metrics.
+The SLO dashboard's recording rules come from the alert generator, evaluated by the same Prometheus.
 Each query, with Grafana's variables substituted, must parse and return finite data for the selected
 tenant and only for it: no panel may show "No data" for a seeded tenant.
 """
@@ -19,6 +20,8 @@ import pytest
 from prometheus_client import CollectorRegistry, Gauge
 from prometheus_client.exposition import start_wsgi_server
 
+from alert_rules import rules as alert_rules_out
+from alert_rules import spec as alert_spec
 from exporters import catalog as c
 from exporters import indicators
 from grafana import generate, realtime
@@ -112,7 +115,11 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
         ]
         try:
             (work / "prometheus").mkdir()
-            with Prometheus(work / "prometheus", scrape) as prom:
+            # The SLO dashboard reads the alert spec's recording rules: load them as generated.
+            spec = alert_spec.load_spec(EXAMPLE.parent / "alerts.yaml")
+            rule_file = work / "rules.yml"
+            rule_file.write_text(alert_rules_out.dump({"groups": alert_rules_out.rule_groups(spec)}))
+            with Prometheus(work / "prometheus", scrape, rule_files=[str(rule_file)]) as prom:
                 wait_until(prom.targets_up, timeout=30, what="exporter and sidecar scraped")
                 ready = f"sum by ({c.TENANT}) (rate({c.EVENTS.name}[{BUILTINS['$__rate_interval']}])) > 0"
                 wait_until(

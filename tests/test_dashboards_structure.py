@@ -16,7 +16,7 @@ from grafana import generate, provisioning, realtime
 from grafana import spec as s
 from grafana.custom import create_custom_dashboard
 from grafana.layout import GRID_WIDTH
-from grafana.render import to_data
+from grafana.render import to_data, uid_for
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "dashboards.yaml"
@@ -225,3 +225,30 @@ def test_configmaps_are_valid_kubernetes_objects(tmp_path: Path) -> None:
     for path in generate.write(s.load(EXAMPLE), tmp_path):
         if path.parent.name == "configmaps":
             kubernetes_validate.validate(yaml.safe_load(path.read_text()), "1.29", strict=True)
+
+
+def test_slo_dashboard_has_a_section_per_slo_reading_its_recording_rules() -> None:
+    from alert_rules import slo as slo_rules
+    from alert_rules.spec import load_spec
+
+    slos = load_spec(EXAMPLE.parent / "alerts.yaml").slos
+    board = BOARDS[uid_for("slo", "tenantpulse SLOs")]
+    rows = [p["title"] for p in board["panels"] if p["type"] == "row"]
+    assert [r.split(":")[0] for r in rows] == [f"SLO {slo.name}" for slo in slos]
+    exprs = " ".join(t["expr"] for p in board["panels"] for t in p.get("targets", []))
+    for slo in slos:
+        names = slo_rules.recording_rule_names(slo)
+        assert f'{names["budget_remaining"]}{{slo="{slo.name}",tenant="$tenant"}}' in exprs
+        assert f'{names["1h"]}{{slo="{slo.name}",tenant="$tenant"}}' in exprs
+
+
+def test_slo_dashboard_refuses_an_alert_spec_without_slos(tmp_path: Path) -> None:
+    from grafana.slo import create_slo_dashboard
+    from tenantpulse.errors import UsageError
+
+    spec = tmp_path / "alerts.yaml"
+    spec.write_text(
+        "alerts:\n  - {name: high_errors, condition: error_rate > 0.05, runbook_url: https://runbooks/x}\n"
+    )
+    with pytest.raises(UsageError, match="defines no slos"):
+        create_slo_dashboard(spec)

@@ -1,0 +1,108 @@
+"""SLO and error-budget panels for the SLOs of the alert spec.
+
+Panels read the alert generator's own recording rules (``alert_rules.slo.recording_rule_names``), so
+the dashboard shows exactly the ratios the burn-rate pages fire on.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from grafanalib import core as g
+
+from alert_rules import slo as rules
+from alert_rules.spec import SloSpec, load_spec
+from exporters import catalog as c
+from grafana import layout
+from grafana import panels as p
+from grafana import templating as tv
+from grafana.render import uid_for
+from tenantpulse.errors import UsageError
+
+# Burn-rate windows shown, with the factor that pages/tickets on them (SRE workbook).
+BURN_WINDOWS: tuple[tuple[str, float], ...] = tuple(
+    (long, factor) for rule in rules.BURN_RULES for factor, long, _ in rule.windows
+)
+
+
+def _series(slo: SloSpec, key: str) -> str:
+    """A recording rule's series for this SLO and the selected tenant."""
+    name = rules.recording_rule_names(slo)[key]
+    return f'{name}{{{rules.SLO_LABEL}="{slo.name}",{c.TENANT}="${tv.TENANT}"}}'
+
+
+def _objective(slo: SloSpec) -> str:
+    return f'max({rules.recording_rule_names(slo)["objective"]}{{{rules.SLO_LABEL}="{slo.name}"}})'
+
+
+def slo_panels(slo: SloSpec) -> list[tuple[object, tuple[int, int]]]:
+    """Row + budget left, SLI over the period, error ratio vs budget, burn rates with their thresholds."""
+    budget_left = p.stat(
+        "Error budget remaining",
+        p.Query(f"max({_series(slo, 'budget_remaining')})"),
+        "percentunit",
+        f"Share of the {slo.period} error budget not yet spent (objective {slo.objective:g}).",
+    )
+    budget_left.thresholds = [
+        {"color": "red", "value": None},
+        {"color": "orange", "value": 0.25},
+        {"color": "green", "value": 0.5},
+    ]
+    budget_left.colorMode = "background"
+    sli = p.stat(
+        f"SLI over {slo.period}",
+        p.Query(f"1 - max({_series(slo, slo.period)})"),
+        "percentunit",
+        f"Good share over the SLO period; the objective is {slo.objective:g}.",
+    )
+    ratio = p.timeseries(
+        "Error ratio vs budget",
+        [
+            p.Query(f"max({_series(slo, '5m')})", "error ratio 5m"),
+            p.Query(f"max({_series(slo, '1h')})", "error ratio 1h"),
+            p.Query(f"1 - {_objective(slo)}", "budget (1 - objective)"),
+        ],
+        "percentunit",
+        "Error ratio from the SLO's recording rules; above the budget line the budget is being spent.",
+    )
+    burn = p.timeseries(
+        "Burn rate",
+        [
+            p.Query(f"max({_series(slo, w)}) / (1 - {_objective(slo)})", f"{w} (alert at {f:g}x)")
+            for w, f in BURN_WINDOWS
+        ],
+        "x",
+        "How many times faster than sustainable the budget burns; the page/ticket alerts fire above the factors shown.",
+    )
+    burn.thresholdsStyleMode = "dashed"
+    burn.thresholds = [
+        {"color": "green", "value": None},
+        {"color": "orange", "value": 1},
+        {"color": "red", "value": 14.4},
+    ]
+    return [
+        (p.row(f"SLO {slo.name}: {slo.objective * 100:g}% over {slo.period}"), (24, 1)),
+        (budget_left, (6, 8)),
+        (sli, (6, 8)),
+        (ratio, (12, 8)),
+        (burn, (24, 8)),
+    ]
+
+
+def create_slo_dashboard(alerts_spec: Path, title: str = "tenantpulse SLOs") -> g.Dashboard:
+    """One dashboard with a section per SLO of the alert spec (the file ``generate rules`` reads)."""
+    slos = load_spec(alerts_spec).slos
+    if not slos:
+        raise UsageError(f"alerts spec {alerts_spec} defines no slos: nothing to put on an SLO dashboard")
+    items = [item for slo in slos for item in slo_panels(slo)]
+    return g.Dashboard(
+        title=title,
+        uid=uid_for("slo", title),
+        description="Error budgets and burn rates of the alert spec's SLOs, per tenant.",
+        tags=["tenantpulse", "slo"],
+        timezone="browser",
+        refresh="1m",
+        time=g.Time("now-7d", "now"),
+        templating=tv.templating(),
+        panels=layout.place(items),
+    ).auto_panel_ids()
