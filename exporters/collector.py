@@ -82,6 +82,40 @@ def _tenant(value: object, field: str) -> str:
     return value
 
 
+class _Reservations:
+    """What a batch being planned would add per tenant (series, event types), checked against caps."""
+
+    def __init__(self, tenants: dict[str, TenantState], config: CollectorConfig) -> None:
+        self.tenants = tenants
+        self.config = config
+        self.added: dict[str, int] = {}
+        self.new_types: dict[str, set[str]] = {}
+
+    def grow(self, tenant: str, n: int, field: str) -> None:
+        """Reserve ``n`` new series for the batch being planned, or refuse it at the tenant's cap."""
+        cap = self.config.max_series_per_tenant
+        state = self.tenants.get(tenant)
+        total = (state.series() if state else 0) + self.added.get(tenant, 0) + n
+        if total > cap:
+            raise IngestError(field, f"series limit reached ({cap})")
+        self.added[tenant] = self.added.get(tenant, 0) + n
+
+    def check_pair(self, tenant: object, event_type: object, i: int) -> None:
+        """First sight of (tenant, event type) in this batch: ids, and the caps if the pair is new."""
+        state = self.tenants.get(tenant) if isinstance(tenant, str) else None
+        if state is not None and event_type in state.events.index:
+            return  # accepted before, hence valid
+        _tenant(tenant, f"events[{i}].tenant_id")
+        if not isinstance(event_type, str) or not EVENT_TYPE_RE.fullmatch(event_type):
+            raise IngestError(f"events[{i}].event_type", f"must match {EVENT_TYPE_RE.pattern}")
+        fresh = self.new_types.setdefault(tenant, set())
+        limit = self.config.max_event_types_per_tenant
+        if (len(state.events) if state else 0) + len(fresh) >= limit:
+            raise IngestError(f"events[{i}].event_type", f"event type limit reached ({limit})")
+        self.grow(tenant, 1, f"events[{i}].event_type")
+        fresh.add(event_type)
+
+
 class MetricsCollector:
     """Per-tenant application, business and custom metrics, rendered fast for Prometheus."""
 
@@ -98,8 +132,6 @@ class MetricsCollector:
         }
         self._lock = threading.Lock()
         self._tenants: dict[str, TenantState] = {}
-        self._added: dict[str, int] = {}  # during _plan: tenant -> series the batch would create
-        self._new_types: dict[str, set[str]] = {}  # during _plan: tenant -> event types it would add
         self._invalid_rejected = SeriesTable(c.INGEST_REJECTED, {})
         self._invalid_requests = HistogramTable(c.INGEST_REQUEST_DURATION, {})
         self._system = (SeriesTable(c.SYSTEM_CPU, {}), SeriesTable(c.SYSTEM_MEMORY, {}))
@@ -145,7 +177,7 @@ class MetricsCollector:
         counts: dict[tuple[str, str], int] = {}
         durations: dict[tuple[str, str], list[float]] = {}
         users: dict[str, set[str]] = {}
-        self._added, self._new_types = {}, {}
+        caps = _Reservations(tenants, self.config)
         fields_for = self._duration_fields.get
         default_fields = self._default_duration_fields
         max_user = self.config.max_user_id_length
@@ -156,7 +188,7 @@ class MetricsCollector:
             key = (t, et)
             n = counts.get(key)
             if n is None:
-                self._check_pair(t, et, i)
+                caps.check_pair(t, et, i)
                 counts[key] = 1
             else:
                 counts[key] = n + 1
@@ -170,8 +202,8 @@ class MetricsCollector:
                 if seen is None:
                     seen = users[t] = set()
                     state = tenants.get(t)
-                    if state is None or not state.unique.index:
-                        self._grow(t, len(WINDOWS), f"events[{i}].user_id")
+                    if state is None or state.peek(c.UNIQUE_USERS) is None:
+                        caps.grow(t, len(WINDOWS), f"events[{i}].user_id")
                 seen.add(u)
             md = e.metadata
             if md:
@@ -191,8 +223,9 @@ class MetricsCollector:
                     if values is None:
                         values = durations[key] = []
                         state = tenants.get(t)
-                        if state is None or et not in state.durations.index:
-                            self._grow(t, len(c.EVENT_DURATION.buckets) + 3, f"events[{i}].metadata")
+                        hist = state.peek(c.EVENT_DURATION) if state else None
+                        if hist is None or et not in hist.index:
+                            caps.grow(t, len(c.EVENT_DURATION.buckets) + 3, f"events[{i}].metadata")
                     values.append(seconds)
 
         figures: list[tuple[str, float | None, float | None, float | None]] = []
@@ -201,45 +234,21 @@ class MetricsCollector:
             t = _tenant(b.tenant_id, f"business[{i}].tenant_id")
             state = tenants.get(t)
             row = []
-            for name, high, table in (
-                ("revenue", math.inf, "revenue"),
-                ("active_users", math.inf, "active_users"),
-                ("conversion_rate", 1.0, "conversion"),
+            for name, high, metric in (
+                ("revenue", math.inf, c.REVENUE),
+                ("active_users", math.inf, c.ACTIVE_USERS),
+                ("conversion_rate", 1.0, c.CONVERSION),
             ):
                 value = getattr(b, name)
                 if value is None:
                     row.append(None)
                     continue
                 row.append(_number(value, f"business[{i}].{name}", 0.0, high))
-                if (state is None or not getattr(state, table).index) and (t, table) not in new_gauges:
-                    self._grow(t, 1, f"business[{i}].{name}")
-                    new_gauges.add((t, table))
+                if (state is None or state.peek(metric) is None) and (t, name) not in new_gauges:
+                    caps.grow(t, 1, f"business[{i}].{name}")
+                    new_gauges.add((t, name))
             figures.append((t, *row))
         return counts, durations, users, figures
-
-    def _grow(self, tenant: str, n: int, field: str) -> None:
-        """Reserve ``n`` new series for the batch being planned, or refuse it at the tenant's cap."""
-        cap = self.config.max_series_per_tenant
-        state = self._tenants.get(tenant)
-        total = (state.series() if state else 0) + self._added.get(tenant, 0) + n
-        if total > cap:
-            raise IngestError(field, f"series limit reached ({cap})")
-        self._added[tenant] = self._added.get(tenant, 0) + n
-
-    def _check_pair(self, tenant: object, event_type: object, i: int) -> None:
-        """First sight of (tenant, event type) in this batch: ids, and the caps if the pair is new."""
-        state = self._tenants.get(tenant) if isinstance(tenant, str) else None
-        if state is not None and event_type in state.events.index:
-            return  # accepted before, hence valid
-        _tenant(tenant, f"events[{i}].tenant_id")
-        if not isinstance(event_type, str) or not EVENT_TYPE_RE.fullmatch(event_type):
-            raise IngestError(f"events[{i}].event_type", f"must match {EVENT_TYPE_RE.pattern}")
-        fresh = self._new_types.setdefault(tenant, set())
-        limit = self.config.max_event_types_per_tenant
-        if (len(state.events) if state else 0) + len(fresh) >= limit:
-            raise IngestError(f"events[{i}].event_type", f"event type limit reached ({limit})")
-        self._grow(tenant, 1, f"events[{i}].event_type")
-        fresh.add(event_type)
 
     def _state(self, tenant: str) -> TenantState:
         state = self._tenants.get(tenant)
@@ -328,7 +337,7 @@ class MetricsCollector:
                 return
             if state is not None and len(state.kpis) >= self.config.max_kpis_per_tenant:
                 raise IngestError("name", f"KPI limit reached ({self.config.max_kpis_per_tenant})")
-            self._state(tenant).kpis[name] = Kpi(tenant, spec)
+            self._state(tenant).add_kpi(Kpi(tenant, spec))
 
     def set_kpi(self, tenant: str, name: str, value: float, labels: dict[str, str] | None = None) -> None:
         self._update_kpi(tenant, name, value, labels, increment=False)
@@ -379,13 +388,14 @@ class MetricsCollector:
             tables: dict[str, list[Table]] = {}
             for state in states:
                 for family, table in state.tables():
-                    tables.setdefault(family, []).append(table)
+                    if table.index:
+                        tables.setdefault(family, []).append(table)
             if tenant is None:
                 tables.setdefault(c.INGEST_REJECTED.name, []).append(self._invalid_rejected)
                 tables.setdefault(c.INGEST_REQUEST_DURATION.name, []).append(self._invalid_requests)
                 for table in self._system:
                     tables[table.metric.name] = [table]
-            return render_families(FAMILIES, tables, openmetrics).encode()
+            return render_families(FAMILIES, tables, openmetrics)
 
     def tenants(self) -> list[str]:
         with self._lock:
@@ -401,9 +411,16 @@ class MetricsCollector:
     @staticmethod
     def _snapshot(state: TenantState) -> dict[str, Any]:
         durations = {}
-        for et in state.durations.index:
-            count, total = state.durations.count_and_sum(et) or (0.0, 0.0)
+        hist = state.peek(c.EVENT_DURATION)
+        for et in hist.index if hist else ():
+            count, total = hist.count_and_sum(et) or (0.0, 0.0)
             durations[et] = {"count": count, "sum_seconds": total}
+
+        def value(metric: c.Metric) -> float | None:
+            table = state.peek(metric)
+            return table.get(()) if table else None
+
+        unique = state.peek(c.UNIQUE_USERS)
         kpis = {
             name: {
                 "type": k.spec.type,
@@ -425,10 +442,10 @@ class MetricsCollector:
             "tenant": state.tenant,
             "events": dict(state.events.items()),
             "event_durations": durations,
-            "revenue": state.revenue.get(()),
-            "active_users": state.active_users.get(()),
-            "conversion_rate": state.conversion.get(()),
-            "unique_users": dict(state.unique.items()),
+            "revenue": value(c.REVENUE),
+            "active_users": value(c.ACTIVE_USERS),
+            "conversion_rate": value(c.CONVERSION),
+            "unique_users": dict(unique.items()) if unique else {},
             "kpis": kpis,
             "series": state.series(),
         }

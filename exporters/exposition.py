@@ -83,7 +83,7 @@ class SeriesTable:
         self.label_names = tuple(n for n in (*metric.labels, *extra_labels) if n not in fixed)
         self.index: dict[Key, int] = {}
         self.values = array("q")
-        self._template: str | None = None
+        self._template: bytes | None = None
 
     def __len__(self) -> int:
         return len(self.values)
@@ -103,6 +103,7 @@ class SeriesTable:
                 value = int(value) if value.is_integer() else value
             if isinstance(value, float) or not -INT_LIMIT < value < INT_LIMIT:
                 self.values = array("d", self.values)
+                self._template = None  # its placeholders were for integers
         self.values[i] = value
 
     def add(self, key: Key, amount: float) -> None:
@@ -119,16 +120,18 @@ class SeriesTable:
     def items(self) -> list[tuple[Key, float]]:
         return [(k, float(self.values[i])) for k, i in self.index.items()]
 
-    def _build(self) -> str:
+    def _build(self) -> bytes:
+        """A bytes template: ``%d`` (integers) or ``%a`` (float repr) placeholders for the values."""
         name = self.metric.name
+        slot = "%d" if self.values.typecode == "q" else "%a"
         lines = []
         for key in self.index:
             labels = ",".join(x for x in (self._fixed, render_labels(self.label_names, key)) if x)
             labels = labels.replace("%", "%%")
-            lines.append(f"{name}{{{labels}}} %s\n" if labels else f"{name} %s\n")
-        return "".join(lines)
+            lines.append(f"{name}{{{labels}}} {slot}\n" if labels else f"{name} {slot}\n")
+        return "".join(lines).encode()
 
-    def render(self, openmetrics: bool = False) -> str:
+    def render(self, openmetrics: bool = False) -> bytes:
         """The table's sample lines (the same in both formats: counters and gauges carry no exemplars)."""
         if self._template is None:
             self._template = self._build()
@@ -214,7 +217,7 @@ class HistogramTable:
             lines.append(f"{name}_sum{brace} %s\n{name}_count{brace} %s\n")
         return "".join(lines)
 
-    def render(self, openmetrics: bool) -> str:
+    def render(self, openmetrics: bool) -> bytes:
         if self._template is None:
             self._template = self._build()
         values: list[float | str] = []
@@ -229,20 +232,24 @@ class HistogramTable:
                 values.extend(cumulative)
             values.append(self.sums[i])
             values.append(cumulative[-1])
-        return self._template % tuple(values)
+        return (self._template % tuple(values)).encode()
 
 
 Table = SeriesTable | HistogramTable
 
 
-def render_families(families: Sequence[Metric], tables: dict[str, list[Table]], openmetrics: bool) -> str:
-    """Group tables by family (HELP/TYPE once each), skipping families with no series."""
-    parts: list[str] = []
+def render_families(families: Sequence[Metric], tables: dict[str, list[Table]], openmetrics: bool) -> bytes:
+    """Group tables by family (HELP/TYPE once each), skipping families with no series.
+
+    Chunks are bytes joined once: building a str and encoding it would need a second buffer of the
+    body's size, and fresh large buffers (page faults) cost more than the formatting itself.
+    """
+    parts: list[bytes] = []
     for metric in families:
         chunks = [t.render(openmetrics) for t in tables.get(metric.name, ()) if t.index]
         if chunks:
-            parts.append(header(metric, openmetrics))
+            parts.append(header(metric, openmetrics).encode())
             parts.extend(chunks)
     if openmetrics:
-        parts.append("# EOF\n")
-    return "".join(parts)
+        parts.append(b"# EOF\n")
+    return b"".join(parts)
