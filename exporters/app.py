@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from exporters.collector import CollectorConfig, MetricsCollector
 
 # Modules whose ``router`` is mounted on the exporter app (e.g. "alert_rules.api"). One line per part.
-ROUTER_MODULES: tuple[str, ...] = ("alert_rules.api",)
+ROUTER_MODULES: tuple[str, ...] = ("alert_rules.api", "grafana.api")
 
 log = structlog.get_logger("tenantpulse.exporter")
 
