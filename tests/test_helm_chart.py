@@ -59,6 +59,7 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         "serviceAccount": {"create": False, "name": "tp-sa"},
     },
     "per-tenant-scrape": {
+        "exporter": {"metricsAuth": True},
         "serviceMonitor": {"allTenants": False, "perTenant": {"enabled": True, "tenants": ["t1", "acme.eu"]}},
         "networkPolicy": {
             "exporterFrom": [{"namespaceSelector": {"matchLabels": {"tenantpulse.io/ingest": "true"}}}]
@@ -230,6 +231,11 @@ def test_selectors_and_references_line_up(scenario: tuple[str, list[dict[str, An
         for env in (e for c in spec["containers"] for e in c["env"] if "valueFrom" in e):
             ref = env["valueFrom"]["secretKeyRef"]
             assert ref["name"] in external or ref["key"] in secrets[ref["name"]]["data"], ref
+    for sm in of_kind(docs, "ServiceMonitor"):
+        for ref in (
+            e["authorization"]["credentials"] for e in sm["spec"]["endpoints"] if "authorization" in e
+        ):
+            assert ref["name"] in external or ref["key"] in secrets[ref["name"]]["data"], ref
     for amc in of_kind(docs, "AlertmanagerConfig"):
         for receiver in amc["spec"]["receivers"]:
             refs = [c["apiURL"] for c in receiver.get("slackConfigs", [])]
@@ -398,6 +404,22 @@ def test_existing_secrets_are_used_not_created(chart: helm_python.Chart) -> None
     amc = one(docs, "AlertmanagerConfig", f"{RELEASE}-tenantpulse")
     names = {c["apiURL"]["name"] for r in amc["spec"]["receivers"] for c in r.get("slackConfigs", [])}
     assert names == {"tp-alerting"}
+
+
+def test_metrics_auth_gives_prometheus_a_read_key_for_every_tenant(
+    chart: helm_python.Chart, tmp_path: Path
+) -> None:
+    docs = render(chart, SCENARIOS["per-tenant-scrape"])
+    secret = one(docs, "Secret", f"{RELEASE}-tenantpulse-keys")["data"]
+    path = tmp_path / "api-keys.yaml"
+    path.write_bytes(base64.b64decode(secret["api-keys.yaml"]))
+    scraper = KeyRing.from_file(path).authenticate(base64.b64decode(secret["metrics-token"]).decode())
+    assert scraper is not None and scraper.tenant == "*" and scraper.scopes == {"read"}
+    exporter = one(docs, "Deployment", f"{RELEASE}-tenantpulse-exporter")
+    assert "--metrics-auth=required" in args_of(exporter)
+    assert "--metrics-auth=none" in args_of(
+        one(render(chart, {}), "Deployment", f"{RELEASE}-tenantpulse-exporter")
+    )
 
 
 # --- Bad values are refused by the schema -------------------------------------------------------------

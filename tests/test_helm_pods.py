@@ -36,6 +36,7 @@ VALUES: dict[str, Any] = {
         ],
         "pseudonymisationSecret": "0123456789abcdef0123456789abcdef",
     },
+    "exporter": {"metricsAuth": True},
     "sidecar": {"shards": 2, "interval": "1s"},
     "serviceMonitor": {"allTenants": False, "perTenant": {"enabled": True, "tenants": ["t1"]}},
 }
@@ -125,9 +126,9 @@ def wait_ready(urls: list[str], proc: subprocess.Popen[bytes], log: Path, timeou
     assert proc.poll() is None, f"the process exited ({proc.returncode}):\n{log.read_text()}"
 
 
-def scrape_config(monitor: dict[str, Any], target: str) -> dict[str, Any]:
+def scrape_config(monitor: dict[str, Any], target: str, docs: list[dict[str, Any]]) -> dict[str, Any]:
     """The scrape job the Prometheus Operator generates for one ServiceMonitor endpoint (the target
-    found through the Service replaced by the local process)."""
+    found through the Service replaced by the local process, Secret references resolved)."""
     endpoint = monitor["spec"]["endpoints"][0]
     job = {
         "job_name": monitor["metadata"]["name"],
@@ -137,6 +138,13 @@ def scrape_config(monitor: dict[str, Any], target: str) -> dict[str, Any]:
     }
     if "params" in endpoint:
         job["params"] = endpoint["params"]
+    if "authorization" in endpoint:
+        ref = endpoint["authorization"]["credentials"]
+        secret = one(docs, "Secret", ref["name"])["data"][ref["key"]]
+        job["authorization"] = {
+            "type": endpoint["authorization"]["type"],
+            "credentials": base64.b64decode(secret).decode(),
+        }
     return job
 
 
@@ -170,10 +178,14 @@ def test_rendered_pods_run_and_prometheus_scrapes_them_per_tenant(
             timeout=5,
         )
         assert denied.status_code == 403, "a tenant key from the chart's Secret must not write another tenant"
+        anonymous = requests.get(
+            f"http://127.0.0.1:{exporter_port}/metrics", params={"tenant": "t1"}, timeout=5
+        )
+        assert anonymous.status_code == 401, "with metricsAuth, /metrics needs the scrape token"
 
         jobs = [
-            scrape_config(per_tenant, f"127.0.0.1:{exporter_port}"),
-            scrape_config(monitors[f"{RELEASE}-tenantpulse-sidecar"], f"127.0.0.1:{sidecar_port}"),
+            scrape_config(per_tenant, f"127.0.0.1:{exporter_port}", docs),
+            scrape_config(monitors[f"{RELEASE}-tenantpulse-sidecar"], f"127.0.0.1:{sidecar_port}", docs),
         ]
         (tmp_path / "prometheus").mkdir()
         with Prometheus(tmp_path / "prometheus", jobs, rule_files=[str(rules)]) as prom:

@@ -98,3 +98,12 @@ app.kubernetes.io/part-of: tenantpulse
   value: {{ join "," $attrs | quote }}
 {{- end }}
 {{- end }}
+
+{{/* ServiceMonitor authorization for the exporter when GET /metrics needs a key (exporter.metricsAuth). */}}
+{{- define "tenantpulse.scrapeAuth" -}}
+authorization:
+  type: Bearer
+  credentials:
+    name: {{ include "tenantpulse.keysSecretName" . }}
+    key: metrics-token
+{{- end }}
