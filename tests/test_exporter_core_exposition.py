@@ -6,6 +6,8 @@ from __future__ import annotations
 import subprocess
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
@@ -170,3 +172,27 @@ def test_label_value_escaping() -> None:
     assert escape_label_value(raw) == 'a\\\\b\\"c\\nd'
     line = f'x{{v="{escape_label_value(raw)}"}} 1\n'
     assert next(iter(parse_text(line))).samples[0].labels["v"] == raw
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    values=st.lists(
+        st.text(st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=20),
+        min_size=1,
+        max_size=5,
+        unique=True,
+    ),
+    amounts=st.lists(st.floats(min_value=-1e12, max_value=1e12, allow_nan=False), min_size=5, max_size=5),
+)
+def test_any_printable_label_value_round_trips_through_both_parsers(
+    values: list[str], amounts: list[float]
+) -> None:
+    col = MetricsCollector()
+    col.register_kpi("t1", "k", labels=("v",))
+    for value, amount in zip(values, amounts, strict=False):
+        col.set_kpi("t1", "k", amount, {"v": value})
+    expected = dict(zip(values, amounts, strict=False))
+    for parse, openmetrics in ((parse_text, False), (parse_openmetrics, True)):
+        families = parse(col.render(openmetrics=openmetrics).decode())
+        got = {s.labels["v"]: s.value for f in families for s in f.samples if s.name == c.CUSTOM_KPI.name}
+        assert got == expected
