@@ -186,7 +186,11 @@ class MetricsCollector:
         for i, e in enumerate(events):
             t, et = e.tenant_id, e.event_type
             key = (t, et)
-            n = counts.get(key)
+            try:
+                n = counts.get(key)
+            except TypeError:  # an unhashable id: only possible from callers that skip the HTTP schema
+                _tenant(t, f"events[{i}].tenant_id")
+                raise IngestError(f"events[{i}].event_type", "must be a string") from None
             if n is None:
                 caps.check_pair(t, et, i)
                 counts[key] = 1

@@ -35,6 +35,8 @@ BAD_EVENTS = [
     (AppEvent("t1", "u", "e" * 65), "events[1].event_type"),
     (AppEvent("t1", "u", ""), "events[1].event_type"),
     (AppEvent("t1", "u", "x\n"), "events[1].event_type"),
+    (AppEvent("t1", "u", ["x"]), "events[1].event_type"),  # type: ignore[arg-type]
+    (AppEvent(["t1"], "u", "x"), "events[1].tenant_id"),  # type: ignore[arg-type]
     (AppEvent("t1", 42, "x"), "events[1].user_id"),  # type: ignore[arg-type]
     (AppEvent("t1", "", "x"), "events[1].user_id"),
     (AppEvent("t1", "u" * 257, "x"), "events[1].user_id"),
