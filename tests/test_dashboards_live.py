@@ -1,7 +1,7 @@
 """Every target of every generated dashboard, run through a real Prometheus scraping the real exporter.
 
-Two tenants are seeded continuously through the exporter's ingest API; the anomaly sidecar's output
-is stood in for by a small prometheus_client exposition of the catalog's ANOMALY_*/FORECAST_* metrics.
+Two tenants are seeded continuously through the exporter's ingest API; the real anomaly sidecar reads
+that Prometheus and is scraped by it, so anomaly bands, scores and forecasts are its own output.
 The SLO dashboard's recording rules come from the alert generator, evaluated by the same Prometheus.
 Each query, with Grafana's variables substituted, must parse and return finite data for the selected
 tenant and only for it: no panel may show "No data" for a seeded tenant.
@@ -17,13 +17,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from prometheus_client import CollectorRegistry, Gauge
-from prometheus_client.exposition import start_wsgi_server
 
 from alert_rules import rules as alert_rules_out
 from alert_rules import spec as alert_spec
 from exporters import catalog as c
-from exporters import indicators
 from grafana import generate, realtime
 from grafana import spec as s
 from grafana.custom import create_custom_dashboard
@@ -31,12 +28,21 @@ from grafana.render import to_data
 from tests.support.exporter import Exporter
 from tests.support.ports import free_port, wait_until
 from tests.support.prometheus import Prometheus
+from tests.support.sidecar import Sidecar
 from tests.test_dashboards_structure import EVERY_COMPONENT, EXAMPLE, panels_of
 
 pytestmark = pytest.mark.integration
 
 TENANTS = ("t1", "t2")
 HORIZON = "1h"
+# Fast cycles and forecasts from a minute of 1s-step history, so the sidecar publishes within seconds.
+SIDECAR_ARGS = (
+    "--warmup", "0",
+    "--forecast-every", "2s",
+    "--forecast-history", "2m",
+    "--forecast-step", "1s",
+    "--forecast-horizon", HORIZON,
+)  # fmt: skip
 # What Grafana would put in for its built-in variables on a 1s-scrape Prometheus (generous windows so a
 # freshly started Prometheus already holds enough samples).
 BUILTINS = {
@@ -51,23 +57,6 @@ def substitute(expr: str, tenant: str) -> str:
         expr = expr.replace(var, value)
     assert "$" not in expr, f"unsubstituted variable in {expr}"
     return expr
-
-
-def sidecar_stand_in() -> tuple[Any, int]:
-    """The sidecar's metric names straight from the catalog, with plausible values per tenant."""
-    registry = CollectorRegistry()
-    per_indicator = (c.ANOMALY_SCORE, c.ANOMALY_EXPECTED, c.ANOMALY_LOWER, c.ANOMALY_UPPER)
-    per_horizon = (c.FORECAST, c.FORECAST_LOWER, c.FORECAST_UPPER)
-    gauges = {m: Gauge(m.name, m.help, m.labels, registry=registry) for m in per_indicator + per_horizon}
-    for tenant in TENANTS:
-        for name in indicators.INDICATORS:
-            for m, v in zip(per_indicator, (0.1, 1.0, 0.5, 1.5), strict=True):
-                gauges[m].labels(tenant=tenant, indicator=name).set(v)
-            for m, v in zip(per_horizon, (1.0, 0.5, 1.5), strict=True):
-                gauges[m].labels(tenant=tenant, indicator=name, horizon=HORIZON).set(v)
-    port = free_port()
-    server, _ = start_wsgi_server(port, addr="127.0.0.1", registry=registry)
-    return server, port
 
 
 def seed_once(exporter: Exporter, rng: random.Random) -> None:
@@ -99,7 +88,6 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
     work = tmp_path_factory.mktemp("dashboards-live")
     stop = threading.Event()
     with Exporter(work / "exporter", tenants=TENANTS) as exporter:
-        server, sidecar_port = sidecar_stand_in()
 
         def seed() -> None:
             rng = random.Random(7)
@@ -109,29 +97,33 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
 
         seeder = threading.Thread(target=seed, daemon=True)
         seeder.start()
+        sidecar_port = free_port()
         scrape = [
             exporter.scrape_config("tenantpulse"),
             {"job_name": "sidecar", "static_configs": [{"targets": [f"127.0.0.1:{sidecar_port}"]}]},
         ]
+        # The SLO dashboard reads the alert spec's recording rules: load them as generated.
+        spec = alert_spec.load_spec(EXAMPLE.parent / "alerts.yaml")
+        rule_file = work / "rules.yml"
+        rule_file.write_text(alert_rules_out.dump({"groups": alert_rules_out.rule_groups(spec)}))
+        (work / "prometheus").mkdir()
         try:
-            (work / "prometheus").mkdir()
-            # The SLO dashboard reads the alert spec's recording rules: load them as generated.
-            spec = alert_spec.load_spec(EXAMPLE.parent / "alerts.yaml")
-            rule_file = work / "rules.yml"
-            rule_file.write_text(alert_rules_out.dump({"groups": alert_rules_out.rule_groups(spec)}))
-            with Prometheus(work / "prometheus", scrape, rule_files=[str(rule_file)]) as prom:
+            with (
+                Prometheus(work / "prometheus", scrape, rule_files=[str(rule_file)]) as prom,
+                Sidecar(work / "sidecar", prom.url, TENANTS, SIDECAR_ARGS, state=False, port=sidecar_port),
+            ):
                 wait_until(prom.targets_up, timeout=30, what="exporter and sidecar scraped")
-                ready = f"sum by ({c.TENANT}) (rate({c.EVENTS.name}[{BUILTINS['$__rate_interval']}])) > 0"
-                wait_until(
-                    lambda: {r["metric"][c.TENANT] for r in prom.query(ready)} == set(TENANTS),
-                    timeout=40,
-                    what="event rates of both tenants in Prometheus",
-                )
+                for metric in (c.EVENTS, c.ANOMALY_UPPER, c.FORECAST_UPPER):
+                    present = f"count by ({c.TENANT}) ({metric.name})"
+                    wait_until(
+                        lambda q=present: {r["metric"][c.TENANT] for r in prom.query(q)} == set(TENANTS),
+                        timeout=60,
+                        what=f"{metric.name} of both tenants in Prometheus",
+                    )
                 yield prom
         finally:
             stop.set()
             seeder.join(5)
-            server.shutdown()
 
 
 def dashboards_under_test() -> dict[str, dict[str, Any]]:
