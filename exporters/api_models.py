@@ -57,6 +57,7 @@ MetadataValue = Annotated[
 ]
 
 _STRICT = ConfigDict(extra="forbid", strict=True)
+BUSINESS_FIGURES = ("revenue", "active_users", "conversion_rate")
 
 
 class EventIn(BaseModel):
@@ -85,6 +86,7 @@ class EventIn(BaseModel):
         default_factory=dict,
         max_length=MAX_METADATA_ITEMS,
         description="duration_ms / duration_seconds become the duration histogram.",
+        json_schema_extra={"additionalProperties": False},  # keys outside the pattern are refused
     )
 
     def to_event(self) -> AppEvent:
@@ -96,7 +98,11 @@ class BusinessIn(BaseModel):
 
     model_config = ConfigDict(
         **_STRICT,
-        json_schema_extra={"examples": [{"tenant_id": "t1", "revenue": 12.5, "active_users": 340}]},
+        json_schema_extra={
+            "examples": [{"tenant_id": "t1", "revenue": 12.5, "active_users": 340}],
+            # What ``_something`` checks, said in the schema: at least one figure, given as a number.
+            "anyOf": [{"required": [f], "properties": {f: {"type": "number"}}} for f in BUSINESS_FIGURES],
+        },
     )
 
     tenant_id: TenantId
@@ -117,7 +123,12 @@ class BusinessIn(BaseModel):
 class BatchIn(BaseModel):
     """Many events and business figures, accepted or rejected as a whole."""
 
-    model_config = _STRICT
+    model_config = ConfigDict(
+        **_STRICT,
+        json_schema_extra={
+            "anyOf": [{"required": [f], "properties": {f: {"minItems": 1}}} for f in ("events", "business")]
+        },
+    )
 
     events: list[EventIn] = Field(default_factory=list)
     business: list[BusinessIn] = Field(default_factory=list)

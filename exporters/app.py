@@ -143,7 +143,17 @@ INGEST_BODY = {
             }
         },
         "application/x-ndjson": {
-            "schema": {"type": "string", "description": "EventIn / BusinessIn JSON objects, one per line."}
+            "schema": {
+                "type": "array",
+                "minItems": 1,
+                "description": "Sent as one JSON object per line (blank lines skipped).",
+                "items": {
+                    "oneOf": [
+                        {"$ref": "#/components/schemas/EventIn"},
+                        {"$ref": "#/components/schemas/BusinessIn"},
+                    ]
+                },
+            }
         },
     },
 }
