@@ -45,7 +45,13 @@ SCENARIOS: dict[str, dict[str, Any]] = {
             "pseudonymisationSecret": "0123456789abcdef0123456789abcdef",
         },
         "exporter": {"replicas": 3, "autoscaling": {"enabled": True, "maxReplicas": 8}},
-        "sidecar": {"shards": 3, "persistence": {"enabled": True, "storageClassName": "fast"}},
+        "sidecar": {
+            "shards": 3,
+            "persistence": {"enabled": True, "storageClassName": "fast"},
+            "stateKeySecret": {"name": "tp-state-key"},
+            "orgId": "platform",
+            "bearerTokenSecret": {"name": "mimir-reader"},
+        },
         "otel": {"endpoint": "http://jaeger-collector.tracing.svc:4318", "samplingRatio": 0.2},
         "alertmanagerConfig": {
             "slackWebhookUrl": "https://hooks.slack.com/services/T/B/X",
@@ -216,7 +222,9 @@ def test_selectors_and_references_line_up(scenario: tuple[str, list[dict[str, An
     for policy in of_kind(docs, "NetworkPolicy"):
         assert any(subset(policy["spec"]["podSelector"]["matchLabels"], pod_labels(d)) for d in deployments)
     secrets = {s["metadata"]["name"]: s for s in of_kind(docs, "Secret")}
-    external = {"tp-keys", "tp-alerting"} if name == "existing-secrets" else set()
+    external = {"tp-state-key", "mimir-reader"} | (
+        {"tp-keys", "tp-alerting"} if name == "existing-secrets" else set()
+    )
     for dep in deployments:
         spec = dep["spec"]["template"]["spec"]
         assert spec["serviceAccountName"] in {
@@ -351,6 +359,10 @@ def test_sidecar_shards_split_the_work(chart: helm_python.Chart) -> None:
     assert [[a for a in args_of(d) if a.startswith("--shard-")] for d in shards] == [
         [f"--shard-index={i}", "--shard-count=3"] for i in range(3)
     ]
+    for shard in shards:
+        args = args_of(shard)
+        assert {"--state-key-file=/etc/tenantpulse/state-key/state-key", "--org-id=platform"} <= set(args)
+        assert "--bearer-token-file=/etc/tenantpulse/query-token/token" in args
     states = {
         d["spec"]["template"]["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"] for d in shards
     }

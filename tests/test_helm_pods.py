@@ -22,10 +22,14 @@ import pytest
 import requests
 import yaml
 
+from anomaly_sidecar import state as state_file
+from security.state_crypto import StateCipher, new_key_hex, parse_key
 from tests.support.ports import free_port, wait_until
 from tests.support.prometheus import Prometheus
 from tests.test_helm_chart import CHART_DIR, NAMESPACE, RELEASE, Loader, of_kind, one
 
+# Secrets the operator creates before installing (referenced by name in the values).
+EXISTING_SECRETS = {"tp-state-key": {"state-key": base64.b64encode(new_key_hex().encode()).decode()}}
 T1_KEY = "t1-ingest-key-0123456789"
 ADMIN_KEY = "ops-admin-key-0123456789"
 VALUES: dict[str, Any] = {
@@ -37,7 +41,7 @@ VALUES: dict[str, Any] = {
         "pseudonymisationSecret": "0123456789abcdef0123456789abcdef",
     },
     "exporter": {"metricsAuth": True},
-    "sidecar": {"shards": 2, "interval": "1s"},
+    "sidecar": {"shards": 2, "interval": "1s", "stateKeySecret": {"name": "tp-state-key"}},
     "serviceMonitor": {"allTenants": False, "perTenant": {"enabled": True, "tenants": ["t1"]}},
 }
 
@@ -63,7 +67,7 @@ def command_line(
     pod = deployment["spec"]["template"]["spec"]
     container = pod["containers"][0]
     volumes = {v["name"]: v for v in pod["volumes"]}
-    secrets = {s["metadata"]["name"]: s["data"] for s in of_kind(docs, "Secret")}
+    secrets = EXISTING_SECRETS | {s["metadata"]["name"]: s["data"] for s in of_kind(docs, "Secret")}
     local: dict[str, str] = {}
     for mount in container["volumeMounts"]:
         path = root / mount["name"]
@@ -211,3 +215,9 @@ def test_rendered_pods_run_and_prometheus_scrapes_them_per_tenant(
                     return bool(states) and all(s[1] == "ok" for s in states)
 
                 wait_until(rules_evaluated, what="every rendered rule evaluated without error")
+            # Saved on SIGTERM, encrypted with the key from the Secret: readable with it, and only with it.
+            state = tmp_path / "sidecar" / "state" / "state.json"
+            key = parse_key(base64.b64decode(EXISTING_SECRETS["tp-state-key"]["state-key"]), "state-key")
+            assert state_file.load(state, state_file.CipherCodec(StateCipher(key))) is not None
+            with pytest.raises(state_file.StateError):
+                state_file.load(state)
