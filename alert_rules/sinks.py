@@ -2,7 +2,7 @@
 
 ``WebhookSink`` is an HTTP server that records every JSON body (Slack's incoming-webhook format,
 or Alertmanager's webhook format for actions); ``MailSink`` is an ``aiosmtpd`` SMTP server that
-records every message. Both log one line per delivery and can run standalone::
+records every message. Both call an optional callback per delivery; standalone, they print one line each::
 
     python -m alert_rules.sinks --http-port 9099 --smtp-port 2525
 """
@@ -15,6 +15,7 @@ import email.policy
 import json
 import threading
 import time
+from collections.abc import Callable
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -29,7 +30,9 @@ log = structlog.get_logger("tenantpulse.sinks")
 class WebhookSink:
     """Records JSON POSTs by path; ``url(path)`` is what goes into a Slack URL file or webhook_configs."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, on_payload: Callable[[str, Any], None] | None = None
+    ) -> None:
         self.received: list[tuple[str, Any]] = []
         self._lock = threading.Lock()
         sink = self
@@ -45,7 +48,8 @@ class WebhookSink:
                     return
                 with sink._lock:
                     sink.received.append((self.path, doc))
-                log.info("webhook received", path=self.path, payload=doc)
+                if on_payload is not None:
+                    on_payload(self.path, doc)
                 self.send_response(200)
                 self.send_header("Content-Type", "text/plain")
                 self.end_headers()
@@ -83,7 +87,9 @@ class WebhookSink:
 class MailSink:
     """An SMTP server (aiosmtpd) that keeps every message; no auth, no TLS (loopback use only)."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, on_message: Callable[[EmailMessage], None] | None = None
+    ) -> None:
         self.messages: list[EmailMessage] = []
         self._lock = threading.Lock()
         sink = self
@@ -93,7 +99,8 @@ class MailSink:
                 msg = email.message_from_bytes(envelope.original_content or b"", policy=email.policy.default)
                 with sink._lock:
                     sink.messages.append(msg)  # type: ignore[arg-type]
-                log.info("mail received", to=envelope.rcpt_tos, subject=msg["Subject"])
+                if on_message is not None:
+                    on_message(msg)  # type: ignore[arg-type]
                 return "250 Message accepted"
 
         if port == 0:
@@ -132,17 +139,37 @@ def html_body(msg: EmailMessage) -> str:
     return part.get_content() if part is not None else ""
 
 
+def describe_payload(path: str, doc: Any) -> str:
+    """One line for a received Slack message or Alertmanager webhook call."""
+    if isinstance(doc, dict) and doc.get("attachments"):
+        return f"slack {doc.get('channel', '')}: {doc['attachments'][0].get('title', '')}"
+    if isinstance(doc, dict) and "alerts" in doc:
+        tenants = sorted({a.get("labels", {}).get("tenant", "?") for a in doc["alerts"]})
+        name = doc.get("groupLabels", {}).get("alertname", "?")
+        return f"webhook {path}: {doc.get('status')} {name} tenant={','.join(tenants)}"
+    return f"webhook {path}: {str(doc)[:200]}"
+
+
+def describe_mail(msg: EmailMessage) -> str:
+    return f"email to {msg['To']}: {msg['Subject']}"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m alert_rules.sinks", description=__doc__.split("\n\n")[0])
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--http-port", type=int, default=9099, help="Slack/webhook receiver port")
     p.add_argument("--smtp-port", type=int, default=2525)
     args = p.parse_args(argv)
-    with WebhookSink(args.host, args.http_port) as hook, MailSink(args.host, args.smtp_port) as mail:
-        print(
-            f"slack url: {hook.url('/slack')}  webhooks: {hook.url('/<action>')}  smtp: {mail.smarthost}",
-            flush=True,
-        )
+
+    def show(line: str) -> None:
+        print(line, flush=True)
+
+    hook = WebhookSink(
+        args.host, args.http_port, on_payload=lambda path, doc: show(describe_payload(path, doc))
+    )
+    mail = MailSink(args.host, args.smtp_port, on_message=lambda msg: show(describe_mail(msg)))
+    with hook, mail:
+        show(f"slack url: {hook.url('/slack')}  webhooks: {hook.url('/<action>')}  smtp: {mail.smarthost}")
         try:
             while True:
                 time.sleep(3600)

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from alert_rules.conditions import Condition, ConditionError, parse_condition
-from alert_rules.templating import TemplateError, check_template
+from alert_rules.templating import TemplateError, check_template, value_template
 from exporters import catalog, indicators
 from tenantpulse.errors import UsageError
 
@@ -266,7 +266,8 @@ def _alert(raw: Any, index: int, ctx: _Context) -> AlertSpec:
                 "test",
             )
         test = _test_inputs(raw["test"], name)
-    common = _common(raw, name, ctx, default_summary=f"{name} for tenant {{{{ $labels.tenant }}}}")
+    unit = indicators.get(condition.groups[0][0].indicator).unit if condition else ""
+    common = _common(raw, name, ctx, f"{name} for tenant {{{{ $labels.tenant }}}}", value_template(unit))
     labels = _mapping(raw.get("labels", {}), name, "labels", None)
     for k, v in labels.items():
         if (
@@ -303,7 +304,8 @@ def _ml_alert(raw: Any, index: int, ctx: _Context) -> MlAlertSpec:
             "threshold",
         )
     summary = f"Unusual {model} for tenant {{{{ $labels.tenant }}}}"
-    common = _common({"for": SENSITIVITIES[sensitivity], **raw}, name, ctx, default_summary=summary)
+    score = '{{ printf "%.2f" $value }}'
+    common = _common({"for": SENSITIVITIES[sensitivity], **raw}, name, ctx, summary, score)
     return MlAlertSpec(model=model, threshold=threshold, sensitivity=sensitivity, **common)
 
 
@@ -399,16 +401,13 @@ def _sli_part(raw: Any, alert: str, where: str) -> SliPart:
     return SliPart(metric=metric, suffix=suffix, match=match)
 
 
-def _common(raw: dict[str, Any], name: str, ctx: _Context, default_summary: str) -> dict[str, Any]:
+def _common(
+    raw: dict[str, Any], name: str, ctx: _Context, default_summary: str, value: str
+) -> dict[str, Any]:
     d = ctx.defaults
     summary = _str(raw.get("summary", default_summary), name, "summary")
-    description = _str(
-        raw.get(
-            "description", f"{name}: value {{{{ $value | humanize }}}} for tenant {{{{ $labels.tenant }}}}."
-        ),
-        name,
-        "description",
-    )
+    default_description = f"{name}: value {value} for tenant {{{{ $labels.tenant }}}}."
+    description = _str(raw.get("description", default_description), name, "description")
     for fld, text in (("summary", summary), ("description", description)):
         try:
             check_template(text)

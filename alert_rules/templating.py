@@ -29,6 +29,11 @@ class TemplateError(ValueError):
     pass
 
 
+def value_template(unit: str) -> str:
+    """How to show an alert's value: ratios as percentages, everything else with SI prefixes."""
+    return "{{ $value | humanizePercentage }}" if unit == "ratio" else "{{ $value | humanize }}"
+
+
 def check_template(text: str) -> None:
     """Refuse template actions the generator cannot render; the message lists the valid forms."""
     if text.count("{{") != len(_ACTION.findall(text)):

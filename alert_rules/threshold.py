@@ -6,6 +6,8 @@ from typing import Any
 
 from alert_rules.labels import routing_labels
 from alert_rules.spec import AlertSpec
+from alert_rules.templating import value_template
+from exporters import indicators
 
 
 def expr(a: AlertSpec) -> str:
@@ -13,6 +15,13 @@ def expr(a: AlertSpec) -> str:
         return a.condition.promql(a.tenants)
     assert a.expr is not None
     return a.expr
+
+
+def value_unit(a: AlertSpec) -> str:
+    """Unit of the alert's ``$value``: the first clause's indicator (PromQL ``and``/``or`` keep its value)."""
+    if a.condition is None:
+        return ""
+    return indicators.get(a.condition.groups[0][0].indicator).unit
 
 
 def rule(a: AlertSpec) -> dict[str, Any]:
@@ -25,6 +34,6 @@ def rule(a: AlertSpec) -> dict[str, Any]:
             "summary": a.summary,
             "description": a.description,
             "runbook_url": a.runbook_url,
-            "value": "{{ $value | humanize }}",
+            "value": value_template(value_unit(a)),
         },
     }

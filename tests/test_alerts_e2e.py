@@ -130,7 +130,7 @@ def test_error_rate_alert_reaches_slack_email_and_webhook_then_resolves(tmp_path
     assert f"Tenant: `{BAD}`" in att["text"] and "Severity: `critical`" in att["text"]
     assert "Runbook: https://runbooks.example.test/high-error-rate" in att["text"]
     assert att["title_link"] == "https://runbooks.example.test/high-error-rate"
-    assert "Value: `1`" in att["text"]  # all of acme's events were errors: ratio 1, humanized "1"
+    assert "Value: `100%`" in att["text"]  # all of acme's events were errors: ratio 1
 
     mails_firing, mails_resolved = mails_by_status(mail, "FIRING"), mails_by_status(mail, "RESOLVED")
     assert len(mails_firing) == 1 and len(mails_resolved) == 1, [m["Subject"] for m in mail.received()]
