@@ -147,3 +147,24 @@ def test_openapi_describes_every_endpoint(api: tuple[TestClient, dict[str, str]]
     for path, method in expected:
         assert "200" in paths[path][method]["responses"], (path, method)
     assert "HTTPBearer" in json.dumps(doc["components"].get("securitySchemes", {}))
+
+
+def test_405_lists_every_method_of_the_path_across_routers(tmp_path: Path) -> None:
+    from fastapi import APIRouter
+
+    from exporters.app import create_app
+    from exporters.settings import ExporterSettings
+    from tests.support.exporter import write_keys_file
+
+    write_keys_file(tmp_path / "k.yaml", ["t1"])
+    app = create_app(ExporterSettings(api_keys_file=tmp_path / "k.yaml"))
+    router = APIRouter()
+    router.add_api_route("/things", lambda: {"listed": True}, methods=["GET"])
+    router.add_api_route("/things", lambda: {"made": True}, methods=["POST"])
+    app.include_router(router)  # what a part listed in ROUTER_MODULES gets
+    client = TestClient(app)
+    r = client.delete("/things")
+    assert r.status_code == 405
+    assert r.headers["allow"] == "GET, POST"
+    assert r.json()["error"] == "method_not_allowed"
+    assert client.put("/analytics/metrics").headers["allow"] == "POST"
