@@ -3,6 +3,8 @@ not double-count users seen under both keys."""
 
 from __future__ import annotations
 
+import hmac
+
 import pytest
 
 from exporters.collector import CollectorConfig, MetricsCollector
@@ -100,3 +102,5 @@ def test_pseudonyms_are_keyed() -> None:
     assert a == Pseudonymizer.pseudonyms(b"k1", ["alice"])[0]
     assert a != Pseudonymizer.pseudonyms(b"k2", ["alice"])[0]
     assert a != b
+    digest = hmac.digest(b"k1", b"alice", "sha256")
+    assert a == int.from_bytes(digest[:8], "big")  # plain HMAC-SHA256, reproducible by any tool
