@@ -14,6 +14,7 @@ import structlog
 from opentelemetry import trace
 from structlog.types import EventDict, WrappedLogger
 
+from otel.exemplars import SPAN_ID_LABEL, TRACE_ID_LABEL
 from tenantpulse.errors import UsageError
 
 LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -24,8 +25,8 @@ def add_trace_ids(_logger: WrappedLogger, _method: str, event_dict: EventDict) -
     """Add the current span's ``trace_id`` / ``span_id`` (W3C hex, as Jaeger shows them)."""
     ctx = trace.get_current_span().get_span_context()
     if ctx.is_valid:
-        event_dict.setdefault("trace_id", format(ctx.trace_id, "032x"))
-        event_dict.setdefault("span_id", format(ctx.span_id, "016x"))
+        event_dict.setdefault(TRACE_ID_LABEL, format(ctx.trace_id, "032x"))
+        event_dict.setdefault(SPAN_ID_LABEL, format(ctx.span_id, "016x"))
     return event_dict
 
 
