@@ -80,8 +80,8 @@ def _holds(groups: tuple[tuple[Clause, ...], ...], values: list[float]) -> bool:
 def parse_condition(text: str, default_window: str = "5m") -> Condition:
     """Parse; errors name the bad part and list the valid indicators / operators."""
     groups = []
-    for part in re.split(r"\s+or\s+", text.strip()):
-        group = tuple(_clause(c, default_window) for c in re.split(r"\s+and\s+", part))
+    for part in re.split(r"\s+or\s+", text.strip(), flags=re.IGNORECASE):
+        group = tuple(_clause(c, default_window) for c in re.split(r"\s+and\s+", part, flags=re.IGNORECASE))
         groups.append(group)
     return Condition(text.strip(), tuple(groups))
 

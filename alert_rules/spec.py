@@ -283,7 +283,7 @@ def _alert(raw: Any, index: int, ctx: _Context) -> AlertSpec:
 
 def _ml_alert(raw: Any, index: int, ctx: _Context) -> MlAlertSpec:
     name = _name(raw, index, "ml_alerts")
-    _mapping(raw, name, "ml alert", _COMMON | {"model", "threshold", "sensitivity"} - {"labels"})
+    _mapping(raw, name, "ml alert", (_COMMON - {"labels"}) | {"model", "threshold", "sensitivity"})
     model = _str(raw.get("model", ""), name, "model")
     if model not in indicators.INDICATORS:
         raise SpecError(

@@ -124,3 +124,13 @@ def test_template_rendering_matches_prometheus_helpers() -> None:
     text = '{{ $labels.tenant }}: {{ $value | humanizePercentage }} ({{ printf "%.2f" $value }})'
     check_template(text)
     assert render(text, {"tenant": "acme"}, 0.02) == "acme: 2% (0.02)"
+
+
+def test_keywords_are_case_insensitive_and_ml_alerts_refuse_labels() -> None:
+    assert [
+        len(g) for g in parse_condition("error_rate > 0.1 AND request_rate > 2 OR p95_latency > 1").groups
+    ] == [2, 1]
+    spec = copy.deepcopy(BASE)
+    spec["ml_alerts"] = [{"name": "Odd", "model": "error_rate", "labels": {"team": "x"}}]
+    err = refused(spec)
+    assert (err.alert, err.field) == ("Odd", "labels")
