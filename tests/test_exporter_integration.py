@@ -69,7 +69,9 @@ def test_prometheus_scrapes_each_tenants_series_with_the_right_values(tmp_path: 
             assert [row["metric"]["tenant"] for row in per_tenant] == ["t1"]
             assert prom.value(c.EVENTS.name, tenant="t1", event_type="song_play", job="only_t1") == 5
 
-            # More events arrive; the next scrape shows the new totals.
+            # A refused batch (its last event is bad) adds nothing; the next good one adds its 4 events.
+            bad = events("t1", "song_play", 3) + [{"tenant_id": "t1", "event_type": "bad type"}]
+            assert ex.post({"events": bad}, key="t1", check=False).status_code == 422
             ex.post({"events": events("t1", "song_play", 4)}, key="t1")
             wait_until(
                 lambda: prom.value(c.EVENTS.name, tenant="t1", event_type="song_play", job="all") == 9,
@@ -158,3 +160,18 @@ def test_traffic_generator_shapes_tenants_and_misbehaves(shared_exporter: Export
         share[tenant] = snap["events"].get("error", 0) / sum(snap["events"].values())
         assert snap["revenue"] > 0 and snap["active_users"] > 0
     assert share["g1"] < 0.08 < 0.2 < share["g3"]
+
+
+def test_rate_limit_through_the_real_server(tmp_path: Path) -> None:
+    with Exporter(
+        tmp_path / "exporter", tenants=("r1",), extra_args=["--rate-limit", "5", "--rate-burst", "20"]
+    ) as ex:
+        assert ex.post({"events": events("r1", "song_play", 20)}, key="r1").status_code == 200
+        r = ex.post({"events": events("r1", "song_play", 20)}, key="r1", check=False)
+        assert r.status_code == 429
+        assert 1 <= int(r.headers["Retry-After"]) <= 4  # 20 events at 5/s, minus what refilled meanwhile
+        assert r.json()["error"] == "rate_limited" and r.json()["field"] == "tenant_id"
+        snap = requests.get(f"{ex.url}/analytics/metrics/r1", headers=ex.auth("r1"), timeout=5).json()
+        assert snap["events"] == {"song_play": 20}
+        text = ex.metrics(tenant="r1")
+        assert sample_value(text, c.INGEST_REJECTED.name, tenant="r1", reason="rate_limited") == 1
