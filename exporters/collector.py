@@ -24,6 +24,7 @@ from exporters.exposition import (
     HistogramTable,
     SeriesTable,
     Table,
+    histogram_series,
     render_exemplar,
     render_families,
 )
@@ -211,7 +212,7 @@ class MetricsCollector:
                 seen.add(u)
             md = e.metadata
             if md:
-                if type(md) is not dict:
+                if not isinstance(md, dict):
                     raise IngestError(f"events[{i}].metadata", "must be an object")
                 seconds = None
                 for name, factor in fields_for(et, default_fields):
@@ -229,7 +230,7 @@ class MetricsCollector:
                         state = tenants.get(t)
                         hist = state.peek(c.EVENT_DURATION) if state else None
                         if hist is None or et not in hist.index:
-                            caps.grow(t, len(c.EVENT_DURATION.buckets) + 3, f"events[{i}].metadata")
+                            caps.grow(t, histogram_series(c.EVENT_DURATION), f"events[{i}].metadata")
                     values.append(seconds)
 
         figures: list[tuple[str, float | None, float | None, float | None]] = []

@@ -63,6 +63,11 @@ def render_exemplar(labels: dict[str, str], value: float, timestamp: float) -> E
     return "{" + render_labels(list(labels), list(labels.values())) + "}", value, timestamp
 
 
+def histogram_series(metric: Metric) -> int:
+    """Series one label set of a histogram exposes: a bucket per bound, +Inf, _sum and _count."""
+    return len(metric.buckets) + 3
+
+
 INT_LIMIT = 2**53  # integers beyond this lose precision as floats anyway
 
 
@@ -165,12 +170,7 @@ class HistogramTable:
         self._template: str | None = None
 
     def __len__(self) -> int:
-        """Exposed series: one per bucket (with +Inf), plus _sum and _count, per label set."""
-        return len(self.sums) * (len(self.bounds) + 3)
-
-    @property
-    def series_per_key(self) -> int:
-        return len(self.bounds) + 3
+        return len(self.sums) * histogram_series(self.metric)
 
     def slot(self, key: Key) -> int:
         i = self.index.get(key)

@@ -33,10 +33,6 @@ class Pseudonymizer:
         self.overlap = overlap
         self._versions = [KeyVersion(current, bytes(keys[current]), float("-inf"), float("inf"))]
 
-    @property
-    def current(self) -> str:
-        return self._versions[-1].version
-
     def rotate(self, version: str, key: bytes, now: float) -> None:
         """Make ``key`` current; the previous key stays active for the overlap."""
         if not key:
