@@ -11,6 +11,7 @@ import base64
 import copy
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -66,7 +67,10 @@ SCENARIOS: dict[str, dict[str, Any]] = {
     },
     "per-tenant-scrape": {
         "exporter": {"metricsAuth": True},
-        "serviceMonitor": {"allTenants": False, "perTenant": {"enabled": True, "tenants": ["t1", "acme.eu"]}},
+        "serviceMonitor": {
+            "allTenants": False,
+            "perTenant": {"enabled": True, "tenants": ["t1", "acme.eu", "Acme.EU", "trail_"]},
+        },
         "networkPolicy": {
             "exporterFrom": [{"namespaceSelector": {"matchLabels": {"tenantpulse.io/ingest": "true"}}}]
         },
@@ -183,6 +187,37 @@ def test_operator_objects_pass_crd_schemas(scenario: tuple[str, list[dict[str, A
         assert not errors, f"{doc['kind']} {doc['metadata']['name']}: " + "; ".join(
             f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in errors[:5]
         )
+
+
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+
+
+def test_object_names_are_valid_kubernetes_names(scenario: tuple[str, list[dict[str, Any]]]) -> None:
+    _, docs = scenario
+    names = [(d["kind"], d["metadata"]["name"]) for d in docs]
+    assert len(set(names)) == len(names), "two objects of one kind share a name"
+    for kind, name in names:
+        assert len(name) <= 253 and DNS_SUBDOMAIN.match(name), f"{kind} {name!r}"
+        if kind == "Service":  # Service names are DNS labels
+            assert len(name) <= 63 and DNS_LABEL.match(name), f"{kind} {name!r}"
+    for cm in of_kind(docs, "ConfigMap"):
+        assert sum(len(v.encode()) for v in cm["data"].values()) < 1024 * 1024, (
+            f"{cm['metadata']['name']} over 1 MiB"
+        )
+
+
+def test_long_release_names_still_give_valid_names(chart: helm_python.Chart) -> None:
+    release = "a-very-long-release-name-for-the-analytics-platform"  # Helm allows up to 53 characters
+    manifests = chart.render({}, name=release, namespace=NAMESPACE)
+    texts = [text for path, text in manifests.items() if path.endswith(".yaml")]
+    docs = [d for text in texts for d in yaml.load_all(text, Loader=Loader) if d]
+    for doc in docs:
+        kind, name = doc["kind"], doc["metadata"]["name"]
+        assert len(name) <= (63 if kind == "Service" else 253) and DNS_SUBDOMAIN.match(name), (
+            f"{kind} {name!r}"
+        )
+        assert all(len(v) <= 63 for v in doc["metadata"]["labels"].values()), f"{kind} {name}: label over 63"
 
 
 # --- Objects refer to each other correctly ------------------------------------------------------------
@@ -382,8 +417,9 @@ def test_sidecar_state_defaults_to_empty_dir(chart: helm_python.Chart) -> None:
 def test_per_tenant_service_monitors_scrape_one_tenant_each(chart: helm_python.Chart) -> None:
     monitors = of_kind(render(chart, SCENARIOS["per-tenant-scrape"]), "ServiceMonitor")
     per_tenant = {m["metadata"]["labels"].get("tenantpulse.io/tenant"): m for m in monitors}
-    assert set(per_tenant) == {"t1", "acme.eu", None}  # None: the sidecar's monitor
-    for tenant in ("t1", "acme.eu"):
+    assert set(per_tenant) == {"t1", "acme.eu", "Acme.EU", "trail_", None}  # None: the sidecar's monitor
+    assert len({m["metadata"]["name"] for m in monitors}) == len(monitors), "one name per tenant"
+    for tenant in ("t1", "acme.eu", "Acme.EU", "trail_"):
         assert per_tenant[tenant]["spec"]["endpoints"][0]["params"] == {"tenant": [tenant]}
     assert not any("params" in e for e in per_tenant[None]["spec"]["endpoints"])
 
