@@ -18,6 +18,8 @@ def register(root: argparse._SubParsersAction, generate: argparse._SubParsersAct
         help="Prometheus rule file, PrometheusRule object and promtool unit tests from an alert spec",
     )
     _common(rules)
+    rules.add_argument("--name", default="tenantpulse", help="metadata.name of the PrometheusRule")
+    rules.add_argument("--namespace", help="metadata.namespace of the PrometheusRule (default: none)")
     rules.set_defaults(func=_rules)
     am = generate.add_parser(
         "alertmanager", help="alertmanager.yml and notification templates from an alert spec"
@@ -33,7 +35,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _rules(args: argparse.Namespace) -> int:
-    paths = write_rules(load_spec(args.spec), args.out)
+    paths = write_rules(load_spec(args.spec), args.out, args.name, args.namespace)
     if args.check:
         checks.check_rules(args.out / RULES_FILE)
         checks.test_rules(args.out / TESTS_FILE)

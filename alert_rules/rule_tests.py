@@ -311,7 +311,7 @@ def _matches(labels: dict[str, str], match: dict[str, str]) -> bool:
 def slo_series(s: SloSpec, tenant: str, error_ratio: float, n: int) -> list[dict[str, str]]:
     """Inputs giving ``tenant`` this error ratio in every window."""
     share = error_ratio if s.kind == "error" else 1 - error_ratio
-    if s.part.indicator is not None or s.total.indicator is not None:
+    if s.part.indicator is not None:
         return _indicator_slo_series(s, tenant, share, n)
     return _metric_slo_series(s.part, s.total, tenant, share, n, s.name)
 
@@ -340,10 +340,7 @@ def _metric_slo_series(
 
 
 def _indicator_slo_series(s: SloSpec, tenant: str, share: float, n: int) -> list[dict[str, str]]:
-    if s.part.indicator is None or s.total.indicator is None:
-        raise SpecError(
-            "mix of indicator and metric parts: use two indicators or two metrics", s.name, "indicator"
-        )
+    assert s.part.indicator is not None and s.total.indicator is not None  # the spec allows no mix
     part, total = MODELS[s.part.indicator], MODELS[s.total.indicator]
     p = Profile()
     for _ in range(60):

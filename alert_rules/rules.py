@@ -52,12 +52,12 @@ def dump(data: Any) -> str:
     return HEADER + yaml.safe_dump(data, sort_keys=False, width=1000, allow_unicode=True)
 
 
-def write_rules(spec: Spec, out: Path) -> list[Path]:
+def write_rules(spec: Spec, out: Path, name: str = "tenantpulse", namespace: str | None = None) -> list[Path]:
     """Write the rule file, the PrometheusRule and the promtool test file; return their paths."""
     out.mkdir(parents=True, exist_ok=True)
     files = {
         RULES_FILE: {"groups": rule_groups(spec)},
-        PROMETHEUS_RULE_FILE: prometheus_rule(spec),
+        PROMETHEUS_RULE_FILE: prometheus_rule(spec, name, namespace),
         TESTS_FILE: promtool_tests(spec, RULES_FILE),
     }
     paths = []

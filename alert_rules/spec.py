@@ -333,6 +333,19 @@ def _slo(raw: Any, index: int, ctx: _Context) -> SloSpec:
     kinds = [k for k in ("error", "good") if k in ind]
     if len(kinds) != 1 or "total" not in ind:
         raise SpecError("indicator needs 'total' and exactly one of 'error' or 'good'", name, "indicator")
+    part = _sli_part(ind[kinds[0]], name, f"indicator.{kinds[0]}")
+    total = _sli_part(ind["total"], name, "indicator.total")
+    if (part.indicator is None) != (total.indicator is None):
+        raise SpecError("use two named indicators or two catalog metrics, not one of each", name, "indicator")
+    if part.indicator and total.indicator:
+        units = {indicators.get(part.indicator).unit, indicators.get(total.indicator).unit}
+        if len(units) != 1 or not next(iter(units)).endswith(("/s", "/min")):
+            raise SpecError(
+                f"{kinds[0]} and total must be rates in the same unit (got {sorted(units)}), "
+                "e.g. errors_per_second / request_rate",
+                name,
+                "indicator",
+            )
     severity = _mapping(raw.get("severity", {}), name, "severity", {"page", "ticket"})
     for_ = _mapping(raw.get("for", {}), name, "for", {"page", "ticket"})
     page_sev = _choice(severity.get("page", "critical"), SEVERITIES, name, "severity.page")
@@ -345,8 +358,8 @@ def _slo(raw: Any, index: int, ctx: _Context) -> SloSpec:
         name=name,
         objective=objective,
         kind=kinds[0],
-        part=_sli_part(ind[kinds[0]], name, f"indicator.{kinds[0]}"),
-        total=_sli_part(ind["total"], name, "indicator.total"),
+        part=part,
+        total=total,
         period=_duration(raw.get("period", "30d"), name, "period"),
         tenants=_tenants(raw.get("tenants", ctx.defaults.get("tenants", "all")), name),
         severity_page=page_sev,

@@ -163,7 +163,21 @@ def test_alertmanager_config_passes_amtool_and_routes_by_severity_and_channel(tm
 def test_cli_generates_checks_and_refuses_bad_spec(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["generate", "rules", "--spec", str(EXAMPLE), "--out", str(tmp_path / "r"), "--check"]) == 0
+    args = [
+        "generate",
+        "rules",
+        "--spec",
+        str(EXAMPLE),
+        "--out",
+        str(tmp_path / "r"),
+        "--check",
+        "--namespace",
+        "mon",
+    ]
+    assert main(args) == 0
+    assert (
+        yaml.safe_load((tmp_path / "r" / PROMETHEUS_RULE_FILE).read_text())["metadata"]["namespace"] == "mon"
+    )
     assert (
         main(["generate", "alertmanager", "--spec", str(EXAMPLE), "--out", str(tmp_path / "a"), "--check"])
         == 0

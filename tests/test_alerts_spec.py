@@ -134,3 +134,16 @@ def test_keywords_are_case_insensitive_and_ml_alerts_refuse_labels() -> None:
     spec["ml_alerts"] = [{"name": "Odd", "model": "error_rate", "labels": {"team": "x"}}]
     err = refused(spec)
     assert (err.alert, err.field) == ("Odd", "labels")
+
+
+def test_slo_indicator_parts_must_be_comparable_rates() -> None:
+    for ind in (
+        {"error": "error_rate", "total": "request_rate"},
+        {"good": "plays_per_minute", "total": "request_rate"},
+    ):
+        err = refused({**BASE, "slos": [{"name": "s", "objective": 0.99, "indicator": ind}]})
+        assert (err.alert, err.field) == ("s", "indicator") and "same unit" in str(err)
+    mixed = {"error": "errors_per_second", "total": {"metric": "tenantpulse_events_total"}}
+    assert "not one of each" in str(
+        refused({**BASE, "slos": [{"name": "s", "objective": 0.99, "indicator": mixed}]})
+    )
