@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from grafana import custom, provisioning, realtime, render
+from grafana import custom, provisioning, realtime, render, slo
 from grafana import spec as s
 
 
@@ -17,8 +17,6 @@ def dashboards(spec: s.DashboardsSpec) -> dict[str, dict[str, Any]]:
     built = [realtime.create_realtime_dashboard(r.tenant, r.widgets, r.title) for r in spec.realtime]
     built += [custom.build(d) for d in spec.dashboards]
     if spec.slo_spec is not None:
-        from grafana import slo  # the alerts spec is only read when the dashboards spec asks for it
-
         built.append(slo.create_slo_dashboard(spec.slo_spec))
     for dash in built:
         if dash.uid in out:

@@ -34,6 +34,9 @@ GRAFANA_UNITS: dict[str, str] = {
 }
 
 # Default panel sizes on Grafana's 24-column grid, per panel kind.
+# A single base step: Grafana expects a list of steps, grafanalib's Stat defaults to an empty string.
+BASE_THRESHOLD: list[dict] = [{"color": "green", "value": None}]
+
 SIZES: dict[str, tuple[int, int]] = {
     "timeseries": (12, 8),
     "stat": (6, 4),
@@ -111,14 +114,14 @@ def _matchers(metric: c.Metric, extra: dict[str, str]) -> dict[str, str]:
 def metric_expr(metric: c.Metric, labels: dict[str, str] | None = None, quantile: float = 0.95) -> str:
     """A per-tenant series for any catalog metric: counters as rates, histograms as a quantile."""
     m = _matchers(metric, labels or {})
-    by = f"by ({c.TENANT}) " if c.TENANT in metric.labels else ""
+    by = f" by ({c.TENANT}) " if c.TENANT in metric.labels else ""
     if metric.type == "counter":
-        return f"sum {by}(rate({metric.selector(**m)}[{RATE_WINDOW}]))"
+        return f"sum{by}(rate({metric.selector(**m)}[{RATE_WINDOW}]))"
     if metric.type == "histogram":
         le_by = f"by ({c.TENANT}, le)" if by else "by (le)"
         inner = f"rate({metric.selector('bucket', **m)}[{RATE_WINDOW}])"
         return f"histogram_quantile({quantile}, sum {le_by} ({inner}))"
-    return f"max {by}({metric.selector(**m)})"
+    return f"max{by}({metric.selector(**m)})"
 
 
 def heatmap_expr(metric: c.Metric, labels: dict[str, str] | None = None) -> str:
@@ -168,6 +171,7 @@ def stat(title: str, query: Query, unit: str = "short", description: str = "") -
         format=unit,
         reduceCalc="lastNotNull",
         noValue="No data",
+        thresholds=list(BASE_THRESHOLD),
     )
 
 
@@ -183,7 +187,7 @@ def gauge(
         min=low,
         max=high,
         calc="lastNotNull",
-        thresholds=[],
+        thresholds=list(BASE_THRESHOLD),
     )
 
 

@@ -71,7 +71,7 @@ def slo_panels(slo: SloSpec) -> list[tuple[object, tuple[int, int]]]:
             p.Query(f"max({_series(slo, w)}) / (1 - {_objective(slo)})", f"{w} (alert at {f:g}x)")
             for w, f in BURN_WINDOWS
         ],
-        "x",
+        "suffix:x",
         "How many times faster than sustainable the budget burns; the page/ticket alerts fire above the factors shown.",
     )
     burn.thresholdsStyleMode = "dashed"

@@ -129,6 +129,8 @@ def test_every_query_panel_has_targets_and_a_tenant_filter(uid: str) -> None:
         if panel["type"] == "row":
             continue
         assert panel["targets"], panel["title"]
+        steps = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
+        assert isinstance(steps, list), f"{panel['title']}: Grafana needs a list of threshold steps"
         for t in panel["targets"]:
             assert t["expr"] and t["refId"], panel["title"]
             tenant_metrics = [m.name for m in c.ALL if c.TENANT in m.labels]
