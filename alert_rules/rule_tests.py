@@ -216,8 +216,10 @@ def _value(p: Profile, clause: Clause) -> float:
 # --- test groups ---------------------------------------------------------------------------------
 
 
-def _eval_minutes(*fors: str) -> int:
-    return int(max(seconds(f) for f in fors) // 60) + 10
+def _eval_minutes(*fors: str, window: str = "0s") -> int:
+    """Evaluate once every rate window is full of data (a half-empty window would under-read a rate)
+    and the longest ``for`` has passed, with a margin."""
+    return int((max(seconds(f) for f in fors) + seconds(window)) // 60) + 10
 
 
 def _expected(
@@ -254,7 +256,8 @@ def _scope(tenants: tuple[str, ...]) -> tuple[str, str | None]:
 
 def threshold_cases(a: AlertSpec) -> list[dict[str, Any]]:
     rule = threshold.rule(a)
-    minutes = _eval_minutes(a.for_)
+    windows = [cl.window for cl in a.condition.clauses] if a.condition else ["0s"]
+    minutes = _eval_minutes(a.for_, window=max(windows, key=seconds))
     n = minutes + 5
     tenant, outsider = _scope(a.tenants)
     if a.test is not None:

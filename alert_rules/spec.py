@@ -74,7 +74,7 @@ class Routing:
 
 
 @dataclass(frozen=True)
-class TestInputs:
+class ExprTestInputs:
     """Hand-written promtool inputs for an alert whose inputs cannot be synthesised (raw ``expr``)."""
 
     firing: tuple[dict[str, str], ...]
@@ -96,7 +96,7 @@ class AlertSpec:
     runbook_url: str
     condition: Condition | None = None
     expr: str | None = None
-    test: TestInputs | None = None
+    test: ExprTestInputs | None = None
     extra_labels: dict[str, str] = field(default_factory=dict)
 
 
@@ -448,7 +448,7 @@ def _runbook(raw: dict[str, Any], name: str, ctx: _Context) -> str:
     return f"{_str(base, None, 'defaults.runbook_base').rstrip('/')}/{name}"
 
 
-def _test_inputs(raw: Any, alert: str) -> TestInputs:
+def _test_inputs(raw: Any, alert: str) -> ExprTestInputs:
     m = _mapping(raw, alert, "test", {"firing", "quiet", "tenant", "value"})
     parts = {}
     for key in ("firing", "quiet"):
@@ -461,7 +461,7 @@ def _test_inputs(raw: Any, alert: str) -> TestInputs:
         parts[key] = tuple({"series": str(s["series"]), "values": str(s["values"])} for s in series)
     if not parts["firing"]:
         raise SpecError("needs at least one firing input series", alert, "test.firing")
-    return TestInputs(
+    return ExprTestInputs(
         parts["firing"],
         parts["quiet"],
         _str(m.get("tenant", ""), alert, "test.tenant"),

@@ -113,7 +113,7 @@ def test_every_indicator_can_be_synthesised(tmp_path: Path) -> None:
     test_files = []
     for i, name in enumerate(sorted(indicators.INDICATORS)):
         alerts = [
-            {"name": f"Above{i}", "condition": f"{name} > 0.5", "for": "1m"},
+            {"name": f"Above{i}", "condition": f"{name}[20m] > 0.5", "for": "1m"},  # window > 10m margin
             {"name": f"Below{i}", "condition": f"{name} <= 0.3", "for": "1m"},
         ]
         spec_file = tmp_path / f"{name}.yaml"
