@@ -254,3 +254,10 @@ def test_slo_dashboard_refuses_an_alert_spec_without_slos(tmp_path: Path) -> Non
     )
     with pytest.raises(UsageError, match="defines no slos"):
         create_slo_dashboard(spec)
+
+
+def test_no_metric_name_is_typed_in_grafana_sources() -> None:
+    """Names come from the catalog objects; a literal would survive a rename and draw "No data"."""
+    sources = {p.name: p.read_text() for p in (ROOT / "grafana").glob("*.py")}
+    typed = [(f, m.name) for f, text in sources.items() for m in c.ALL if m.family in text]
+    assert typed == []
