@@ -30,6 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 CHART_DIR = REPO / "helm" / "tenantpulse"
 RELEASE, NAMESPACE = "pulse", "observability"
 KUBE_VERSION = "1.33.0"
+OLDEST_KUBE = "1.25.0"  # Chart.yaml kubeVersion
 CRD_GROUP = "monitoring.coreos.com"
 
 PLAIN_KEY = "t1-ingest-key-0123456789"
@@ -140,15 +141,18 @@ def test_lint_is_clean(name: str) -> None:
     assert not report["errors"] and not problems, (report["errors"], problems)
 
 
-def test_core_objects_pass_kubernetes_strict_schemas(scenario: tuple[str, list[dict[str, Any]]]) -> None:
+@pytest.mark.parametrize("kube", [OLDEST_KUBE, KUBE_VERSION])
+def test_core_objects_pass_kubernetes_strict_schemas(
+    scenario: tuple[str, list[dict[str, Any]]], kube: str
+) -> None:
     _, docs = scenario
     core = [d for d in docs if not d["apiVersion"].startswith(CRD_GROUP)]
     assert of_kind(core, "Deployment") and of_kind(core, "Service")
     for doc in core:
         try:
-            kubernetes_validate.validate(doc, KUBE_VERSION, strict=True)
+            kubernetes_validate.validate(doc, kube, strict=True)
         except kubernetes_validate.ValidationError as exc:
-            pytest.fail(f"{doc['kind']} {doc['metadata']['name']}: {exc.message}")
+            pytest.fail(f"Kubernetes {kube}: {doc['kind']} {doc['metadata']['name']}: {exc.message}")
 
 
 def crd_dir() -> Path:
