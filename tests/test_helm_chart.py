@@ -46,7 +46,16 @@ SCENARIOS: dict[str, dict[str, Any]] = {
             ],
             "pseudonymisationSecret": "0123456789abcdef0123456789abcdef",
         },
-        "exporter": {"replicas": 3, "autoscaling": {"enabled": True, "maxReplicas": 8}},
+        "exporter": {
+            "replicas": 3,
+            "autoscaling": {"enabled": True, "maxReplicas": 8},
+            "ingress": {
+                "enabled": True,
+                "className": "nginx",
+                "hosts": [{"host": "ingest.example.com", "paths": ["/analytics"]}],
+                "tls": [{"secretName": "ingest-tls", "hosts": ["ingest.example.com"]}],
+            },
+        },
         "sidecar": {
             "shards": 3,
             "persistence": {"enabled": True, "storageClassName": "fast"},
@@ -258,6 +267,10 @@ def test_selectors_and_references_line_up(scenario: tuple[str, list[dict[str, An
     for hpa in of_kind(docs, "HorizontalPodAutoscaler"):
         target = one(docs, "Deployment", hpa["spec"]["scaleTargetRef"]["name"])
         assert "replicas" not in target["spec"], "the HPA owns the replica count"
+    for ingress in of_kind(docs, "Ingress"):
+        for path in (p for rule in ingress["spec"]["rules"] for p in rule["http"]["paths"]):
+            backend = one(docs, "Service", path["backend"]["service"]["name"])
+            assert path["backend"]["service"]["port"]["name"] in {p["name"] for p in backend["spec"]["ports"]}
     for policy in of_kind(docs, "NetworkPolicy"):
         assert any(subset(policy["spec"]["podSelector"]["matchLabels"], pod_labels(d)) for d in deployments)
     secrets = {s["metadata"]["name"]: s for s in of_kind(docs, "Secret")}
@@ -501,6 +514,11 @@ def test_schema_refuses_bad_values_naming_the_key(
     with pytest.raises(helm_python.HelmError) as render_refused:
         chart.render(values, name=RELEASE, namespace=NAMESPACE)
     assert key in str(render_refused.value)
+
+
+def test_ingress_needs_a_host(chart: helm_python.Chart) -> None:
+    with pytest.raises(helm_python.HelmRenderError, match="exporter.ingress.hosts"):
+        chart.render({"exporter": {"ingress": {"enabled": True}}}, name=RELEASE)
 
 
 def test_hpa_bounds_are_checked(chart: helm_python.Chart) -> None:
