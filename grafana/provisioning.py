@@ -10,13 +10,12 @@ import re
 from typing import Any
 
 from grafana.spec import GrafanaTarget
+from otel.exemplars import TRACE_ID_LABEL
 
 PROMETHEUS_UID = "tenantpulse-prometheus"
 JAEGER_UID = "tenantpulse-jaeger"
 PROMETHEUS_NAME = "Prometheus"
 JAEGER_NAME = "Jaeger"
-# The exemplar label the exporter writes (otel.exemplars.current_exemplar()).
-TRACE_ID_LABEL = "trace_id"
 CONFIGMAP_LABEL = "grafana_dashboard"
 FOLDER_ANNOTATION = "grafana_folder"
 
