@@ -99,6 +99,11 @@ def _clause(text: str, default_window: str) -> Clause:
         raise ConditionError(f"bad window [{win}] on {name}; use a duration such as [5m], [1h]")
     if op not in OPS:
         raise ConditionError(f"bad operator {op or '(none)'!r} in {text.strip()!r}; valid: {' '.join(OPS)}")
+    if op in ("==", "!=") and any(m.type != "gauge" for m in indicators.get(name).metrics):
+        raise ConditionError(
+            f"{op} on {name} compares a computed rate exactly, and float noise makes that unreliable; "
+            "use one of > >= < <="
+        )
     if not _NUMBER.match(num):
         raise ConditionError(
             f"bad threshold {num or '(none)'!r} in {text.strip()!r}; expected a number such as 0.05"

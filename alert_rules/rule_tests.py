@@ -10,6 +10,7 @@ promtool then checks the prediction against the real rule evaluation.
 from __future__ import annotations
 
 import copy
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -182,13 +183,12 @@ def _candidates(clause: Clause, want: bool, upper: float) -> list[float]:
     return [v for v in options if 0 <= v <= upper]
 
 
-def solve(alert: str, condition: Condition, wants: list[bool | None]) -> Profile:
-    """A profile where each clause with a wish evaluates to it; SpecError if none is found."""
+def _solve(condition: Condition, wants: list[bool | None]) -> Profile | None:
+    """A profile where each clause with a wish evaluates to it, or None."""
     p = Profile()
-    clauses = condition.clauses
     for _ in range(4):
         missing = False
-        for clause, want in zip(clauses, wants, strict=True):
+        for clause, want in zip(condition.clauses, wants, strict=True):
             model = MODELS[clause.indicator]
             if want is None or clause.holds(model.value(p)) == want:
                 continue
@@ -201,12 +201,40 @@ def solve(alert: str, condition: Condition, wants: list[bool | None]) -> Profile
                     break
         if not missing:
             return p
+    return None
+
+
+def _wishes(condition: Condition, picks: dict[tuple[int, int], bool]) -> list[bool | None]:
+    """Per clause (in ``clauses`` order): the wish at (group, index) in ``picks``, else None."""
+    return [picks.get((gi, ci)) for gi, g in enumerate(condition.groups) for ci in range(len(g))]
+
+
+def solve(alert: str, condition: Condition, firing: bool) -> Profile:
+    """Traffic that makes the condition true (one ``and`` group holds) or false (each group has a false clause)."""
+    if firing:
+        attempts = ({(gi, ci): True for ci in range(len(g))} for gi, g in enumerate(condition.groups))
+    else:
+        choices = itertools.product(*(range(len(g)) for g in condition.groups))
+        attempts = ({(gi, ci): False for gi, ci in enumerate(pick)} for pick in itertools.islice(choices, 64))
+    for picks in attempts:
+        p = _solve(condition, _wishes(condition, picks))
+        if p is not None and condition.holds([_value(p, cl) for cl in condition.clauses]) == firing:
+            return p
     raise SpecError(
-        f"cannot synthesise {'firing' if any(wants) else 'quiet'} test inputs for {condition.text!r}; "
-        "use 'expr' with hand-written 'test' inputs",
+        f"cannot find {'firing' if firing else 'quiet'} test inputs for {condition.text!r}: it looks "
+        f"{'never' if firing else 'always'} true (check the thresholds), or use 'expr' with hand-written 'test' inputs",
         alert,
         "condition",
     )
+
+
+def firing_value(condition: Condition, p: Profile) -> float:
+    """``$value`` of ``A and B or C``: the first clause of the first group that holds (PromQL keeps the left side)."""
+    for g in condition.groups:
+        values = [_value(p, cl) for cl in g]
+        if all(cl.holds(v) for cl, v in zip(g, values, strict=True)):
+            return values[0]
+    raise AssertionError("firing profile does not fire")
 
 
 def _value(p: Profile, clause: Clause) -> float:
@@ -269,13 +297,8 @@ def threshold_cases(a: AlertSpec) -> list[dict[str, Any]]:
         ]
     assert a.condition is not None
     cond = a.condition
-    first = len(cond.groups[0])
-    fire = solve(a.name, cond, [True] * first + [None] * (len(cond.clauses) - first))
-    quiet_wants: list[bool | None] = []
-    for g in cond.groups:
-        quiet_wants += [False] + [None] * (len(g) - 1)
-    quiet = solve(a.name, cond, quiet_wants)
-    value = _value(fire, cond.groups[0][0])
+    fire, quiet = solve(a.name, cond, True), solve(a.name, cond, False)
+    value = firing_value(cond, fire)
     fire_series = profile_series(fire, tenant, n) + profile_series(quiet, OTHER_TENANT, n)
     quiet_series = profile_series(quiet, tenant, n)
     if outsider:

@@ -240,3 +240,34 @@ def test_python_facade_with_indicator_and_scoped_slos_passes_promtool(tmp_path: 
     scoped = next(g for g in tests if g["name"] == "ScopedErrorBudgetBurn pages and tickets")
     tenants = {s["series"].split('tenant="')[1].split('"')[0] for s in scoped["input_series"]}
     assert tenants == {"acme", "tenant-b", "tenant-out-of-scope"}  # the outsider burns too, yet no alert
+
+
+def test_random_conditions_either_get_passing_tests_or_a_clear_refusal(tmp_path: Path) -> None:
+    """Whatever condition the generator accepts, promtool agrees with its predicted firing/quiet cases."""
+    import random
+
+    from alert_rules.spec import SpecError, parse_spec
+
+    rng = random.Random(20261125)
+    names = sorted(indicators.INDICATORS)
+    thresholds = [0, 0.001, 0.05, 0.24, 0.5, 0.99, 2, 10, 250, 1000]
+    test_files, refused = [], []
+    for i in range(40):
+        clauses = [
+            f"{rng.choice(names)}{rng.choice(['', '[2m]', '[15m]'])} {rng.choice(['>', '>=', '<', '<='])} "
+            f"{rng.choice(thresholds)}"
+            for _ in range(rng.choice([1, 2, 3]))
+        ]
+        condition = clauses[0] + "".join(f" {rng.choice(['and', 'or'])} {c}" for c in clauses[1:])
+        alert = {"name": f"R{i}", "condition": condition, "for": rng.choice(["0s", "1m", "3m"])}
+        spec = parse_spec({"defaults": {"runbook_base": "https://rb"}, "alerts": [alert]})
+        try:
+            write_rules(spec, tmp_path / f"r{i}")
+        except SpecError as exc:
+            assert exc.field == "condition" and "test inputs" in str(exc)
+            refused.append(condition)
+            continue
+        test_files.append(str(tmp_path / f"r{i}" / TESTS_FILE))
+    assert len(test_files) >= 20, refused  # the rest are tautologies such as p95_latency >= 0
+    proc = subprocess.run(["promtool", "test", "rules", *test_files], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-3000:]

@@ -147,3 +147,9 @@ def test_slo_indicator_parts_must_be_comparable_rates() -> None:
     assert "not one of each" in str(
         refused({**BASE, "slos": [{"name": "s", "objective": 0.99, "indicator": mixed}]})
     )
+
+
+def test_exact_comparison_only_on_reported_gauges() -> None:
+    err = refused(with_alert(condition="request_rate != 0"))
+    assert err.field == "condition" and "float noise" in str(err)
+    assert parse_spec(with_alert(condition="active_users == 0")).alerts[0].condition is not None
