@@ -11,6 +11,7 @@ cycle, so it recovers by itself.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Sequence
@@ -317,13 +318,21 @@ class SidecarService:
         self._last_state_save = time.monotonic()
 
     def _restore(self, path: str) -> None:
+        """Load the state file. Not ours / wrong key: StateError (refuse to start, never overwrite it).
+        Ours but unusable (corrupt, or from an incompatible model version): set aside, start fresh."""
         payload = state_file.load(path, self.config.state_codec)
         if payload is None:
             return
-        arrays, meta = state_file.unpack(payload)
-        if meta.get("version") != STATE_VERSION:
-            raise state_file.StateError(f"{path}: state version {meta.get('version')} is not {STATE_VERSION}")
-        bank = DetectorBank.from_state({k[5:]: v for k, v in arrays.items() if k.startswith("bank.")})
+        try:
+            arrays, meta = state_file.unpack(payload)
+            if meta.get("version") != STATE_VERSION:
+                raise state_file.StateError(f"state version {meta.get('version')} is not {STATE_VERSION}")
+            bank = DetectorBank.from_state({k[5:]: v for k, v in arrays.items() if k.startswith("bank.")})
+        except (state_file.StateError, KeyError, ValueError, TypeError) as exc:
+            aside = f"{path}.rejected-{int(time.time())}"
+            os.replace(path, aside)
+            log.warning("state file unusable, starting fresh", path=path, moved_to=aside, error=str(exc))
+            return
         bank.sensitivity, bank.threshold = self.config.sensitivity, self.bank.threshold
         bank.warmup = self.config.warmup
         self._init_models(bank)

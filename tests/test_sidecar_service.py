@@ -242,3 +242,21 @@ def test_state_file_from_another_codec_is_refused(
 def test_unknown_indicator_is_refused() -> None:
     with pytest.raises(KeyError, match="valid"):
         ServiceConfig(indicators=("nope",))
+
+
+def test_incompatible_state_is_set_aside_and_the_sidecar_starts_fresh(
+    world: tuple[World, FakePrometheusApi], tmp_path: Path
+) -> None:
+    _, api = world
+    path = tmp_path / "state.bin"
+    svc = make_service(api, state_path=str(path))
+    svc.cycle()
+    svc.save_state()
+    arrays, meta = state_file.unpack(state_file.load(path))
+    del arrays["bank.params"]  # as if written by a model version with other parameters
+    state_file.save(path, state_file.pack(arrays, meta))
+    fresh = make_service(api, state_path=str(path))
+    assert fresh.restored_from is None and len(fresh.registry) == 0
+    assert not path.exists() and len(list(tmp_path.glob("state.bin.rejected-*"))) == 1
+    fresh.cycle()
+    assert len(fresh.registry) == len(TENANTS) * len(WATCH)
