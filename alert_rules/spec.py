@@ -153,8 +153,6 @@ class Spec:
     email: EmailChannel | None
     actions: dict[str, str]  # action name -> webhook URL
     routing: Routing
-    window: str
-    raw: dict[str, Any]
 
     def alert_names(self) -> list[str]:
         from alert_rules.slo import alert_name as slo_alert_name
@@ -205,7 +203,7 @@ def parse_spec(data: Any) -> Spec:
         _ml_alert(a, i, ctx) for i, a in enumerate(_list(data.get("ml_alerts", []), "ml_alerts"))
     )
     slos = tuple(_slo(s, i, ctx) for i, s in enumerate(_list(data.get("slos", []), "slos")))
-    spec = Spec(alerts, ml_alerts, slos, slack, email, actions, routing, window, data)
+    spec = Spec(alerts, ml_alerts, slos, slack, email, actions, routing)
     names = spec.alert_names()
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
