@@ -7,12 +7,14 @@ never sees half a batch. ``user_id`` only ever exists here as an HMAC pseudonym 
 
 from __future__ import annotations
 
+import atexit
 import math
 import re
 import secrets
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,6 +45,21 @@ MAX_REASONS = 20  # distinct rejection reasons per tenant; more are counted as "
 MAX_EXEMPLAR_CHARS = 128  # OpenMetrics limit on an exemplar's label set
 MAX_KPIS = 20
 DEFAULT_ALLOWLIST = {"*": frozenset(DURATION_FIELDS)}
+
+_LIVE: weakref.WeakSet[MetricsCollector] = weakref.WeakSet()
+
+
+@atexit.register
+def _release_sketches() -> None:
+    """Free the HLL sketches before interpreter teardown.
+
+    DataSketches' binding (nanobind) prints a "leaked instance" report for every sketch still alive
+    at shutdown, which a collector held by a server thread always is; freeing them first keeps
+    process exits quiet.
+    """
+    for collector in list(_LIVE):
+        for state in collector._tenants.values():
+            state.users.by_version.clear()
 
 
 @dataclass
@@ -136,6 +153,7 @@ class MetricsCollector:
         self._invalid_rejected = SeriesTable(c.INGEST_REJECTED, {})
         self._invalid_requests = HistogramTable(c.INGEST_REQUEST_DURATION, {})
         self._system = (SeriesTable(c.SYSTEM_CPU, {}), SeriesTable(c.SYSTEM_MEMORY, {}))
+        _LIVE.add(self)
 
     # --- seed-compatible async API -----------------------------------------------------------------
 
