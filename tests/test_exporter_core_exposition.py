@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
@@ -196,3 +197,39 @@ def test_any_printable_label_value_round_trips_through_both_parsers(
         families = parse(col.render(openmetrics=openmetrics).decode())
         got = {s.labels["v"]: s.value for f in families for s in f.samples if s.name == c.CUSTOM_KPI.name}
         assert got == expected
+
+
+def test_same_samples_as_prometheus_client_for_the_same_input() -> None:
+    """The fast path against the reference implementation: identical samples, label sets and values."""
+    registry = CollectorRegistry()
+    events = Counter(c.EVENTS.family, c.EVENTS.help, c.EVENTS.labels, registry=registry)
+    durations = Histogram(
+        c.EVENT_DURATION.name, c.EVENT_DURATION.help, c.EVENT_DURATION.labels,
+        buckets=c.EVENT_DURATION.buckets, registry=registry,
+    )  # fmt: skip
+    revenue = Counter(c.REVENUE.family, c.REVENUE.help, c.REVENUE.labels, registry=registry)
+    col = MetricsCollector()
+    for i in range(12):
+        tenant = f"tenant-{i}"
+        batch = []
+        for j in range(i % 5 + 1):
+            event_type = f"type_{j}"
+            for k in range(j + 2):
+                seconds = ((i * 7 + j * 3 + k) % 40) / 7
+                batch.append(
+                    AppEvent(tenant, None, event_type, {"duration_seconds": seconds} if k % 2 else {})
+                )
+                events.labels(tenant, event_type).inc()
+                if k % 2:
+                    durations.labels(tenant, event_type).observe(seconds)
+        col.ingest(batch, [BusinessFigures(tenant, revenue=i * 1.25)])
+        revenue.labels(tenant).inc(i * 1.25)
+
+    def parsed(text: str) -> dict[tuple[str, frozenset], float]:
+        got = samples(parse_text(text))
+        return {k: v for k, v in got.items() if not k[0].endswith("_created")}
+
+    reference = parsed(generate_latest(registry).decode())
+    ours = {k: v for k, v in parsed(col.render().decode()).items() if k[0] != c.TENANT_SERIES.name}
+    assert ours.keys() == reference.keys()
+    assert ours == pytest.approx(reference)
