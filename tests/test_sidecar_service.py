@@ -31,7 +31,7 @@ class World:
 
     def __init__(self, tenants: list[str]) -> None:
         self.tenants = tenants
-        self.spiking: set[str] = set()
+        self.spiking: dict[str, float] = {}  # tenant -> time from which its values are 8x
         self.down = False
         self.queries: list[str] = []
         w = format_duration(WINDOW)
@@ -44,7 +44,10 @@ class World:
         base = 100.0 + k if name == "request_rate" else 0.02
         wave = 1 + 0.3 * math.sin(2 * math.pi * t / 86400)
         v = base * wave * (1 + 0.05 * noise)
-        return v * (8 if tenant in self.spiking else 1)
+        return v * (8 if t >= self.spiking.get(tenant, math.inf) else 1)
+
+    def spike(self, tenant: str, since: float = 0.0) -> None:
+        self.spiking[tenant] = since
 
     def answer(self, path: str, form: dict[str, str], headers: dict[str, str]) -> tuple[int, Any]:
         if self.down:
@@ -119,7 +122,7 @@ def test_a_spike_raises_only_its_tenants_score(world: tuple[World, FakePrometheu
     svc.cycle()
     calm = exposed(svc)[c.ANOMALY_SCORE.name]
     assert max(calm.values()) < svc.bank.threshold
-    w.spiking.add("t7")
+    w.spike("t7")
     svc.cycle()
     scores = exposed(svc)[c.ANOMALY_SCORE.name]
     assert scores[("t7", "request_rate")] >= svc.bank.threshold
@@ -174,7 +177,7 @@ def test_state_survives_a_restart(world: tuple[World, FakePrometheusApi], tmp_pa
     assert not any(m["warming_up"] for m in restored.values())
     for k, v in svc.bank.state().items():
         np.testing.assert_array_equal(v, again.bank.state()[k])
-    w.spiking.add("t3")  # the restored baselines recognise an anomaly at once, with no new warm-up
+    w.spike("t3")  # the restored baselines recognise an anomaly at once, with no new warm-up
     again.cycle()
     assert any(m["alarm"] for m in again.models("t3"))
 
