@@ -137,3 +137,15 @@ def test_alerts_api_without_configuration_says_how(tmp_path: Path) -> None:
     with app_client(tmp_path) as (client, keys):
         r = client.get("/analytics/alerts", headers=bearer(keys["admin"]))
     assert r.status_code == 503 and "--alerts-spec" in r.json()["reason"]
+
+
+def test_exporter_refuses_alerts_spec_without_rules_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tenantpulse.cli import main
+    from tests.support.exporter import write_keys_file
+
+    keys = tmp_path / "keys.yaml"
+    write_keys_file(keys, ["t1"])
+    assert main(["exporter", "--api-keys", str(keys), "--alerts-spec", str(tmp_path / "alerts.yaml")]) == 2
+    assert "--alerts-spec and --rules-out go together" in capsys.readouterr().err
