@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from datasketches import hll_sketch, hll_union
+from datasketches import hll_sketch, hll_union, tgt_hll_type
 
-LG_K = 12  # 4096 registers: ~1.6% relative standard error, <= 2.6 KB per dense sketch
+LG_K = 12  # 4096 registers: ~1.6% relative standard error
+TARGET = tgt_hll_type.HLL_4  # 4-bit registers: ~2.2 KB per dense sketch (HLL_8: 4.1 KB), same accuracy
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ class RollingSketch:
         sketch = self.slots.get(current)
         if sketch is None:
             self._expire(current)
-            sketch = self.slots[current] = hll_sketch(LG_K)
+            sketch = self.slots[current] = hll_sketch(LG_K, TARGET)
         for i in ids:
             sketch.update(i)
         self._cache = None
