@@ -11,9 +11,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from alert_rules.labels import ACTIONS_LABEL, CHANNELS_LABEL
+from alert_rules.rules import to_yaml
 from alert_rules.spec import SEVERITIES, Spec
 
 CONFIG_FILE = "alertmanager.yml"
@@ -128,7 +127,7 @@ def write_alertmanager(spec: Spec, out: Path) -> list[Path]:
     """Write ``alertmanager.yml`` and its template file side by side (templates resolve relative to it)."""
     out.mkdir(parents=True, exist_ok=True)
     cfg = out / CONFIG_FILE
-    cfg.write_text(HEADER + yaml.safe_dump(config(spec), sort_keys=False, width=1000))
+    cfg.write_text(HEADER + to_yaml(config(spec)))
     tmpl = out / TEMPLATE_FILE
     shutil.copyfile(template_source(), tmpl)
     return [cfg, tmpl]

@@ -48,8 +48,19 @@ def prometheus_rule(spec: Spec, name: str = "tenantpulse", namespace: str | None
     }
 
 
+class _PlainDumper(yaml.SafeDumper):
+    """No ``&id001`` anchors for shared label dicts: generated files should read like hand-written ones."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def to_yaml(data: Any) -> str:
+    return yaml.dump(data, Dumper=_PlainDumper, sort_keys=False, width=1000, allow_unicode=True)
+
+
 def dump(data: Any) -> str:
-    return HEADER + yaml.safe_dump(data, sort_keys=False, width=1000, allow_unicode=True)
+    return HEADER + to_yaml(data)
 
 
 def write_rules(spec: Spec, out: Path, name: str = "tenantpulse", namespace: str | None = None) -> list[Path]:

@@ -614,7 +614,7 @@ def _tenants(raw: Any, alert: str) -> tuple[str, ...]:
     items = [raw] if isinstance(raw, str) else raw
     if not isinstance(items, list) or not items or not all(isinstance(t, str) for t in items):
         raise SpecError("tenants must be 'all' or a non-empty list of tenant ids", alert, "tenants")
-    bad = [t for t in items if not catalog.TENANT_ID_RE.match(t)]
+    bad = [t for t in items if not catalog.valid_tenant_id(t)]
     if bad:
         raise SpecError(
             f"invalid tenant id(s) {bad}: must match {catalog.TENANT_ID_PATTERN}", alert, "tenants"
