@@ -28,6 +28,12 @@ KPI = "kpi"
 TENANT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 TENANT_ID_RE = re.compile(TENANT_ID_PATTERN)
 
+
+def valid_tenant_id(value: str) -> bool:
+    """Whole-string check (``re.match`` with ``$`` would let a trailing newline through)."""
+    return TENANT_ID_RE.fullmatch(value) is not None
+
+
 DURATION_BUCKETS: tuple[float, ...] = (
     0.005,
     0.01,

@@ -35,7 +35,7 @@ def tenant_matcher(tenants: Sequence[str] | None) -> str:
     """Matcher value for the tenant label: all tenants, one, or an anchored alternation."""
     if not tenants:
         return "!="
-    bad = [t for t in tenants if not c.TENANT_ID_RE.match(t)]
+    bad = [t for t in tenants if not c.valid_tenant_id(t)]
     if bad:
         raise ValueError(f"invalid tenant id(s) {bad}: must match {c.TENANT_ID_PATTERN}")
     if len(tenants) == 1:

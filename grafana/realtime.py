@@ -150,7 +150,7 @@ def create_realtime_dashboard(
 
     The ``tenant`` variable lists every tenant, so the same dashboard serves all of them.
     """
-    if tenant_id is not None and not c.TENANT_ID_RE.match(tenant_id):
+    if tenant_id is not None and not c.valid_tenant_id(tenant_id):
         raise UsageError(f"tenant {tenant_id!r} is not a valid tenant id (must match {c.TENANT_ID_PATTERN})")
     unknown = [w for w in widgets if w not in WIDGETS]
     if unknown:

@@ -301,7 +301,7 @@ def realtime_dashboard(data: Any, index: int = 0) -> RealtimeDashboard:
         raise err("tenant", "a realtime entry must be a mapping (tenant, widgets, title)")
     _unknown_keys(data, ("tenant", "widgets", "title"), err)
     tenant = data.get("tenant")
-    if tenant is not None and (not isinstance(tenant, str) or not c.TENANT_ID_RE.match(tenant)):
+    if tenant is not None and (not isinstance(tenant, str) or not c.valid_tenant_id(tenant)):
         raise err("tenant", f"invalid tenant id {tenant!r}; must match {c.TENANT_ID_PATTERN}")
     widgets = data.get("widgets", list(WIDGETS))
     if not isinstance(widgets, list) or not widgets:

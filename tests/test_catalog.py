@@ -51,3 +51,10 @@ def test_every_indicator_is_valid_promql(tmp_path, tenants) -> None:
     path.write_text(yaml.safe_dump({"groups": [{"name": "indicators", "rules": rules}]}))
     out = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("bad", ["t1\n", "", "-t1", "t 1", 'a"b', "x" * 64])
+def test_valid_tenant_id_checks_the_whole_string(bad: str) -> None:
+    assert not catalog.valid_tenant_id(bad)
+    with pytest.raises(ValueError, match="invalid tenant"):
+        indicators.get("request_rate").promql([bad, "t2"])
