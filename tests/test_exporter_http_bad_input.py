@@ -32,6 +32,8 @@ CASES: list[tuple[str, Any, str, int, str]] = [
     # (name, JSON body or raw bytes, content type, status, field)
     ("malformed json", b'{"tenant_id": "t1",', "application/json", 422, "body"),
     ("not an object", b"[1, 2]", "application/json", 422, "body"),
+    ("malformed batch", b'{"events": [{"tenant_id": "t1"', "application/json", 422, "body"),
+    ("batch bad utf-8", b'{"events": [{"tenant_id": "\xff"}]}', "application/json", 422, "body"),
     ("invalid utf-8", b'{"tenant_id": "\xff"}', "application/json", 422, "body"),
     ("missing event_type", {"tenant_id": "t1"}, "application/json", 422, "event_type"),
     ("unknown field", {**GOOD, "colour": "red"}, "application/json", 422, "colour"),
@@ -202,3 +204,25 @@ def test_limiter_takes_from_all_tenants_or_none() -> None:
     assert getattr(refused.value, "status", None) == 429
     limiter.acquire({"b": 10})  # b's bucket was not touched by the refused call
     limiter.acquire({"a": 2})
+
+
+@pytest.mark.parametrize("first", ["events", "business"])
+def test_batch_key_order_does_not_change_the_answer(
+    api: tuple[TestClient, dict[str, str]], first: str
+) -> None:
+    """``{"events"...`` takes the one-pass parser, other orders the general one: same results, same errors."""
+    client, keys = api
+    h = {**bearer(keys["t1"]), "Content-Type": "application/json"}
+    parts = {
+        "events": json.dumps([GOOD, {**GOOD, "metadata": {"k": [1]}}]),
+        "business": json.dumps([{"tenant_id": "t1"}]),
+    }
+    second = "business" if first == "events" else "events"
+    body = f'{{"{first}": {parts[first]}, "{second}": {parts[second]}}}'
+    r = client.post("/analytics/metrics", content=body, headers=h)
+    assert r.status_code == 422
+    assert {d["field"] for d in r.json()["detail"]} == {"events[1].metadata.k", "business[0]"}
+    good = (
+        f'{{"{first}": {json.dumps([GOOD] if first == "events" else [{"tenant_id": "t1", "revenue": 1}])}}}'
+    )
+    assert client.post("/analytics/metrics", content=good, headers=h).status_code == 200
