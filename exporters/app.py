@@ -184,6 +184,7 @@ def _add_routes(app: FastAPI) -> None:
         if key.tenant != ANY_TENANT:
             request.state.tenant = key.tenant
             structlog.contextvars.bind_contextvars(tenant=key.tenant)
+        batch: ingest_parsing.ParsedBatch | None = None
         try:
             body = await read_body(request, state.settings.max_body_bytes)
             batch = ingest_parsing.parse(
@@ -200,7 +201,7 @@ def _add_routes(app: FastAPI) -> None:
                     exc.status, exc.to_json()["error"], exc.reason, field=batch.where(exc.field)
                 ) from None
         except ApiError as exc:
-            _count_rejected(state.collector, key, exc.status, locals().get("batch"))
+            _count_rejected(state.collector, key, exc.status, batch)
             set_attributes(tenant=key.tenant, result=REJECT_REASONS.get(exc.status, "rejected"))
             raise
         elapsed = time.perf_counter() - started
@@ -291,7 +292,9 @@ def _add_routes(app: FastAPI) -> None:
         return JSONResponse({"status": "ok" if ready else "starting"}, status_code=200 if ready else 503)
 
 
-def _count_rejected(collector: MetricsCollector, key: ApiKey, status: int, batch: Any) -> None:
+def _count_rejected(
+    collector: MetricsCollector, key: ApiKey, status: int, batch: ingest_parsing.ParsedBatch | None
+) -> None:
     """Count a refusal against tenants the key may write (never a tenant name an attacker made up)."""
     reason = REJECT_REASONS.get(status)
     if reason is None:
