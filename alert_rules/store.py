@@ -112,10 +112,11 @@ class AlertStore:
         spec = parse_spec(data)
         self.rules_out.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=self.rules_out, prefix=".pending-") as tmp:
-            paths = write_rules(spec, Path(tmp))
+            write_rules(spec, Path(tmp))  # also refuses alerts whose unit tests cannot be built
             checks.check_rules(Path(tmp) / RULES_FILE)
-            for p in paths:
-                os.replace(p, self.rules_out / p.name)
+            # Only the rule file goes live: a rule_files glob such as DIR/*.yml must not pick up the
+            # promtool test file or the PrometheusRule object.
+            os.replace(Path(tmp) / RULES_FILE, self.rules_out / RULES_FILE)
         _atomic_write(self.spec_path, yaml.safe_dump(data, sort_keys=False, width=1000))
         return self.reload()
 
