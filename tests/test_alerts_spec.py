@@ -6,9 +6,13 @@ import copy
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from alert_rules.alertmanager import config as alertmanager_config
 from alert_rules.conditions import parse_condition
 from alert_rules.manager import AlertManager
+from alert_rules.rules import rule_groups
 from alert_rules.spec import SpecError, parse_spec
 from alert_rules.templating import check_template, humanize, render
 from exporters import indicators
@@ -153,3 +157,58 @@ def test_exact_comparison_only_on_reported_gauges() -> None:
     err = refused(with_alert(condition="request_rate != 0"))
     assert err.field == "condition" and "float noise" in str(err)
     assert parse_spec(with_alert(condition="active_users == 0")).alerts[0].condition is not None
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 5) | st.floats() | st.text(max_size=12),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3)
+    ),
+    max_leaves=8,
+)
+FULL: dict[str, Any] = {
+    **BASE,
+    "channels": {**BASE["channels"], "email": {"to": "a@b.c", "from": "c@d.e", "smarthost": "mail:25"}},
+    "routing": {"group_wait": "1s"},
+    "ml_alerts": [{"name": "Odd", "model": "plays_per_minute", "threshold": 0.9}],
+    "slos": [
+        {
+            "name": "s",
+            "objective": 0.999,
+            "indicator": {"error": "errors_per_second", "total": "request_rate"},
+        }
+    ],
+}
+PLACES = [
+    ("defaults",),
+    ("channels", "slack"),
+    ("channels", "email", "smarthost"),
+    ("actions", "scale_up"),
+    ("routing", "group_wait"),
+    ("alerts", 0),
+    ("alerts", 0, "condition"),
+    ("alerts", 0, "channels"),
+    ("alerts", 0, "tenants"),
+    ("alerts", 0, "labels"),
+    ("alerts", 0, "summary"),
+    ("ml_alerts", 0, "threshold"),
+    ("slos", 0, "indicator"),
+    ("slos", 0, "for"),
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(PLACES), JSON)
+def test_any_value_anywhere_is_accepted_or_a_spec_error(place: tuple[Any, ...], value: Any) -> None:
+    """No input makes the parser or generators crash with anything but a SpecError (never a traceback)."""
+    spec = copy.deepcopy(FULL)
+    node = spec
+    for key in place[:-1]:
+        node = node[key]
+    node[place[-1]] = value
+    try:
+        parsed = parse_spec(spec)
+    except SpecError:
+        return
+    rule_groups(parsed)
+    alertmanager_config(parsed)
