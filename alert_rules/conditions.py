@@ -64,17 +64,8 @@ class Condition:
 
     def holds(self, values: Sequence[float]) -> bool:
         """Truth of the condition given each clause's indicator value (in ``clauses`` order)."""
-        return _holds(self.groups, list(values))
-
-
-def _holds(groups: tuple[tuple[Clause, ...], ...], values: list[float]) -> bool:
-    i = 0
-    result = False
-    for g in groups:
-        results = [c.holds(values[i + k]) for k, c in enumerate(g)]
-        i += len(g)
-        result = result or all(results)
-    return result
+        it = iter(values)
+        return any([all([c.holds(next(it)) for c in g]) for g in self.groups])  # lists: consume every value
 
 
 def parse_condition(text: str, default_window: str = "5m") -> Condition:
