@@ -300,9 +300,8 @@ def run(args: argparse.Namespace) -> int:
         if "prometheus_url" in ctx.values and any(s.name == "prometheus" for s in started):
             try:
                 seen = events_seen_by_prometheus(ctx.values["prometheus_url"])
-                print(
-                    "events seen by prometheus: " + ", ".join(f"{t}={v:.0f}" for t, v in sorted(seen.items()))
-                )
+                counts = ", ".join(f"{t}={v:.0f}" for t, v in sorted(seen.items()))
+                print(f"events seen by prometheus: {counts or 'none yet (no scrape so far)'}")
             except (requests.RequestException, KeyError, ValueError) as exc:
                 print(f"could not query prometheus: {exc}")
         for component in reversed(started):
