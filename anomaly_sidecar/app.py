@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import structlog
 from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -28,6 +29,8 @@ from anomaly_sidecar.service import SidecarService
 from exporters import indicators
 from exporters.catalog import TENANT_ID_PATTERN
 from otel.asgi import instrument_app
+from security.audit import AuditLog
+from security.audit_http import AuditTrail
 from security.keys import ANY_TENANT, ApiKey, KeyRing
 from tenantpulse import __version__
 from tenantpulse.errors import UsageError
@@ -189,7 +192,15 @@ def _field(loc: tuple[Any, ...]) -> str:
     return out or "body"
 
 
-def create_app(service: SidecarService, keyring: KeyRing, run_loop: bool = True) -> FastAPI:
+class EraseResponse(BaseModel):
+    tenant_id: str
+    series: int = Field(description="Models (tenant x indicator) forgotten.")
+    state_file_rewritten: bool
+
+
+def create_app(
+    service: SidecarService, keyring: KeyRing, run_loop: bool = True, audit: AuditLog | None = None
+) -> FastAPI:
     """The app; with ``run_loop`` the service loop starts and stops (saving state) with the server."""
 
     @asynccontextmanager
@@ -211,6 +222,7 @@ def create_app(service: SidecarService, keyring: KeyRing, run_loop: bool = True)
     )
     app.state.service = service
     app.state.keyring = keyring
+    app.state.audit = audit  # train and erase calls, refused keys (security.audit_http)
     watched = set(service.config.indicators)
 
     @app.exception_handler(ApiProblem)
@@ -292,8 +304,11 @@ def create_app(service: SidecarService, keyring: KeyRing, run_loop: bool = True)
         response_model=TrainResponse,
         responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 503: {"model": ErrorBody}},
     )
-    async def train(req: TrainRequest, key: Annotated[ApiKey, Depends(_authenticate)]) -> TrainResponse:
+    async def train(
+        request: Request, req: TrainRequest, key: Annotated[ApiKey, Depends(_authenticate)]
+    ) -> TrainResponse:
         """Relearn the tenant's models from ``window`` of Prometheus history (write scope)."""
+        request.state.tenant = req.tenant_id  # for the audit entry
         _check(key, req.tenant_id, "write", "tenant_id")
         names = _indicators(req.indicators, "indicators")
         window = parse_duration(req.window)
@@ -372,4 +387,19 @@ def create_app(service: SidecarService, keyring: KeyRing, run_loop: bool = True)
             model=live,
         )
 
+    @app.delete(
+        "/analytics/tenants/{tenant_id}",
+        response_model=EraseResponse,
+        responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}},
+    )
+    async def erase(
+        tenant_id: Annotated[str, PathParam(pattern=TENANT_ID_PATTERN)],
+        key: Annotated[ApiKey, Depends(_authenticate)],
+    ) -> EraseResponse:
+        """Forget the tenant's models and outputs and rewrite the state file without them (admin)."""
+        _check(key, tenant_id, "admin", "tenant_id")
+        removed = await run_in_threadpool(service.remove_tenant, tenant_id)
+        return EraseResponse(tenant_id=tenant_id, **removed)
+
+    app.add_middleware(AuditTrail)
     return instrument_app(app)  # server spans for the ML API when tracing is on

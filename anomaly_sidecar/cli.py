@@ -13,6 +13,7 @@ from anomaly_sidecar.registry import check_shard
 from anomaly_sidecar.service import ServiceConfig, SidecarService
 from exporters import indicators
 from otel.logging import configure_logging
+from security.audit import AuditLog
 from security.keys import KeyRing
 from security.state_crypto import StateCipher, load_key
 from tenantpulse.errors import UsageError
@@ -39,6 +40,12 @@ def register(root: argparse._SubParsersAction, generate: argparse._SubParsersAct
         "--state-key-file",
         metavar="FILE",
         help="AES-256-GCM key for the state file (or $TENANTPULSE_STATE_KEY)",
+    )
+    p.add_argument(
+        "--audit-log",
+        metavar="FILE",
+        help="hash-chained audit log of train/erase calls and refused keys "
+        "(default: audit.jsonl beside --state-file; none without it)",
     )
     p.add_argument("--state-every", default="60s", help="how often to save the state (default 60s)")
     p.add_argument("--interval", default="15s", help="cycle length (default 15s)")
@@ -139,5 +146,7 @@ def run(args: argparse.Namespace) -> int:
         service = SidecarService(reader, config)
     except state_file.StateError as exc:
         raise UsageError(str(exc)) from None
-    serve(create_app(service, keyring), args.host, args.port, args.tls_cert, args.tls_key)
+    audit_path = args.audit_log or (Path(args.state_file).parent / "audit.jsonl" if args.state_file else None)
+    audit = AuditLog(audit_path) if audit_path else None
+    serve(create_app(service, keyring, audit=audit), args.host, args.port, args.tls_cert, args.tls_key)
     return 0

@@ -95,6 +95,7 @@ class SidecarService:
         self._last_state_save = 0.0
         self._last_forecast = 0.0
         self._forecaster: threading.Thread | None = None
+        self.erased: dict[str, float] = {}  # tenant -> erasure time (see remove_tenant)
         self._init_models(DetectorBank(config.sensitivity, config.warmup))
         if config.state_path:
             self._restore(config.state_path)
@@ -225,6 +226,9 @@ class SidecarService:
         with self.lock:
             parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
             for name, tenants, times, values in batches:
+                if self.erased:  # answers from before an erasure must not bring the tenant back
+                    keep = [i for i, t in enumerate(tenants) if self.erased.get(t, -np.inf) < report.at]
+                    tenants, times, values = [tenants[i] for i in keep], times[keep], values[keep]
                 positions, found = self.registry.resolve(name, tenants)
                 parts.append((found, times[positions], values[positions]))
             if parts:
@@ -443,6 +447,25 @@ class SidecarService:
                 row["last_sample"] = float(self.last_t[i]) if np.isfinite(self.last_t[i]) else None
                 out.append(row)
         return out
+
+    def remove_tenant(self, tenant: str) -> dict[str, Any]:
+        """Erase a tenant's models and outputs (right to erasure) and rewrite the state file without them.
+
+        Answers of queries sent before this moment are not learned for the tenant afterwards, so a
+        cycle in flight cannot bring it back."""
+        with self.lock:
+            keys = [k for k, _ in self.registry.items() if k[0] == tenant]
+            idx = self.registry.remove(keys)
+            self.bank.remove(idx)
+            self.table.remove(idx)
+            for arr in self.table.values.values():
+                arr[idx] = np.nan
+            self.observed[idx] = 0
+            self.last_t[idx] = -np.inf
+            self.erased[tenant] = time.time()
+        self.table.render_series()
+        self.save_state()
+        return {"series": len(keys), "state_file_rewritten": bool(self.config.state_path)}
 
     def retrain(self, tenant: str, names: Sequence[str], window: float) -> int:
         """Forget a tenant's models for ``names`` and learn them again from ``window`` of history."""

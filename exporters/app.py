@@ -44,13 +44,15 @@ from exporters.settings import ExporterSettings
 from otel.asgi import instrument_app
 from otel.exemplars import current_exemplar
 from otel.tracing import set_attributes
+from security.audit import AuditLog
+from security.audit_http import AuditTrail
 from security.keys import ANY_TENANT, ApiKey, KeyRing
 
 if TYPE_CHECKING:
     from exporters.collector import CollectorConfig, MetricsCollector
 
 # Modules whose ``router`` is mounted on the exporter app (e.g. "alert_rules.api"). One line per part.
-ROUTER_MODULES: tuple[str, ...] = ("alert_rules.api", "grafana.api")
+ROUTER_MODULES: tuple[str, ...] = ("alert_rules.api", "grafana.api", "security.erasure")
 
 log = structlog.get_logger("tenantpulse.exporter")
 
@@ -96,6 +98,8 @@ def create_app(
     app.state.limiter = TenantRateLimiter(settings.rate_limit, settings.burst)
     app.state.ready = False
 
+    app.state.audit = AuditLog(settings.audit_log) if settings.audit_log else None
+    app.add_middleware(AuditTrail)  # inside RequestContext, so entries carry its request id
     app.add_middleware(RequestContext)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

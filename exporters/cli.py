@@ -52,7 +52,20 @@ def register(root: Any, generate: Any) -> None:
     p.add_argument("--tls-key", metavar="FILE")
     p.add_argument("--alerts-spec", metavar="FILE", type=Path, help="alert spec edited by /analytics/alerts")
     p.add_argument("--rules-out", metavar="DIR", type=Path, help="directory for the generated rule files")
-    p.add_argument("--prometheus-url", metavar="URL", help="Prometheus to reload after an alert change")
+    p.add_argument(
+        "--prometheus-url",
+        metavar="URL",
+        help="Prometheus to reload after an alert change, and to erase a tenant from (needs its admin API)",
+    )
+    p.add_argument("--sidecar-url", metavar="URL", help="anomaly sidecar to erase a tenant from too")
+    p.add_argument("--sidecar-key-file", metavar="FILE", type=Path, help="admin key for --sidecar-url")
+    p.add_argument(
+        "--audit-log",
+        metavar="FILE",
+        type=Path,
+        help="hash-chained audit log of state changes and refused keys "
+        "(default: audit.jsonl beside --alerts-spec; none without it)",
+    )
     p.set_defaults(func=run)
 
 
@@ -66,6 +79,11 @@ def settings_from_args(args: argparse.Namespace) -> ExporterSettings:
     current = ""
     if args.pseudonym_key_file:
         pseudonym_keys, current = load_pseudonym_keys(args.pseudonym_key_file)
+    if args.sidecar_key_file is not None and not args.sidecar_key_file.is_file():
+        raise UsageError(f"--sidecar-key-file: no such file {args.sidecar_key_file}")
+    audit_log = args.audit_log
+    if audit_log is None and args.alerts_spec is not None:
+        audit_log = args.alerts_spec.parent / "audit.jsonl"
     return ExporterSettings(
         api_keys_file=keys_file,
         pseudonym_keys=pseudonym_keys,
@@ -80,6 +98,9 @@ def settings_from_args(args: argparse.Namespace) -> ExporterSettings:
         alerts_spec=args.alerts_spec,
         rules_out=args.rules_out,
         prometheus_url=args.prometheus_url,
+        sidecar_url=args.sidecar_url,
+        sidecar_key_file=args.sidecar_key_file,
+        audit_log=audit_log,
     )
 
 

@@ -1,0 +1,125 @@
+"""Audit trail for an HTTP app: one hash-chained entry per state-changing call and per refused key.
+
+A pure ASGI middleware, shared by the exporter and the sidecar. It records after the answer is sent:
+the route's action name (``AUDITED``), the outcome from the status, the actor as the key id (the
+middleware looks the bearer token up in ``app.state.keyring`` itself, so every app gets the same
+actor; the token is never written), the tenant (path ``tenant_id``, else what the handler put in
+``request.state.tenant``), the target (path id, else the ``id`` of the JSON answer) and the request id.
+Ingest calls that succeed are not audited (they are data, counted in ``/metrics``), but a 401/403 on
+any route is.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from typing import Any
+
+import structlog
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from security.audit import AuditLog
+
+log = structlog.get_logger("tenantpulse.audit")
+
+# (method, route template) -> action. One table for every app: a route an app lacks never matches.
+AUDITED: dict[tuple[str, str], str] = {
+    ("POST", "/analytics/alerts"): "alert.create",
+    ("PUT", "/analytics/alerts/{alert_id}"): "alert.replace",
+    ("DELETE", "/analytics/alerts/{alert_id}"): "alert.delete",
+    ("POST", "/analytics/dashboards"): "dashboard.create",
+    ("DELETE", "/analytics/tenants/{tenant_id}"): "tenant.erase",
+    ("POST", "/analytics/ml/train"): "model.train",
+}
+TARGET_PARAMS = ("alert_id", "dashboard_id", "tenant_id")
+MAX_CAPTURE = 64 * 1024  # answers of audited routes are small; a bigger one is not parsed for its id
+_SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def outcome(status: int) -> str:
+    if 200 <= status < 300:
+        return "ok"
+    return {401: "unauthenticated", 403: "forbidden"}.get(status, "failed")
+
+
+class AuditTrail:
+    """Wraps an app; entries go to ``app.state.audit`` (an ``AuditLog``), or nowhere when it is None."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+        body = bytearray()
+
+        async def capture(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "http.response.body" and len(body) <= MAX_CAPTURE:
+                body.extend(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, capture)
+        finally:
+            self._record(scope, status, bytes(body))
+
+    def _record(self, scope: Scope, status: int, body: bytes) -> None:
+        audit: AuditLog | None = getattr(scope["app"].state, "audit", None)
+        route = getattr(scope.get("route"), "path", None)
+        action = AUDITED.get((scope["method"], route or ""))
+        if audit is None or (action is None and status not in (401, 403)):
+            return
+        state = scope.get("state", {})
+        params = scope.get("path_params", {})
+        answer = _json(body)
+        actor, key_tenant = _actor(scope)
+        tenant = params.get("tenant_id") or state.get("tenant") or answer.get("tenant_id") or key_tenant
+        target = next((str(params[p]) for p in TARGET_PARAMS if p in params), None) or answer.get("id")
+        try:
+            audit.record(
+                actor=actor,
+                action=action or f"{scope['method']} {route or 'unmatched'}",
+                outcome=outcome(status),
+                tenant=str(tenant) if tenant is not None else None,
+                target=str(target) if target is not None else None,
+                request_id=state.get("request_id") or _request_id(scope),
+                status=status,
+            )
+        except OSError as exc:  # a full disk must not turn an answered request into a crash
+            log.error("audit write failed", path=str(audit.path), error=str(exc))
+
+
+def _actor(scope: Scope) -> tuple[str, str | None]:
+    """(key id or 'anonymous' / 'unknown-key', the key's own tenant unless it is '*')."""
+    header = next((v for k, v in scope.get("headers", ()) if k == b"authorization"), None)
+    if header is None:
+        return "anonymous", None
+    scheme, _, token = header.decode("latin-1").partition(" ")
+    keyring = getattr(scope["app"].state, "keyring", None)
+    key = keyring.authenticate(token.strip()) if keyring is not None and scheme.lower() == "bearer" else None
+    if key is None:
+        return "unknown-key", None
+    return key.key_id, None if key.tenant == "*" else key.tenant
+
+
+def _json(body: bytes) -> dict[str, Any]:
+    if not body or len(body) > MAX_CAPTURE:
+        return {}
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def _request_id(scope: Scope) -> str:
+    for name, value in scope.get("headers", ()):
+        if name == b"x-request-id" and _SAFE_ID.match(value.decode("latin-1")):
+            return value.decode("latin-1")
+    return uuid.uuid4().hex
