@@ -61,22 +61,26 @@ class Registry:
         return self._index.get(key)
 
     def resolve(self, indicator: str, tenants: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Bank indices for the owned ``(tenant, indicator)`` series, adding new ones to the bank.
+        """``resolve_keys`` for one indicator's tenants."""
+        return self.resolve_keys([(tenant, indicator) for tenant in tenants])
 
-        Returns ``(positions, indices)``: which entries of ``tenants`` are ours, and their indices.
+    def resolve_keys(self, keys: Sequence[SeriesKey]) -> tuple[np.ndarray, np.ndarray]:
+        """Bank indices of the owned series among ``keys``, adding new ones to the bank in one allocation.
+
+        Returns ``(positions, indices)``: which entries of ``keys`` are ours, and their indices. Keys
+        with an empty tenant (a row without the tenant label) are skipped.
         """
         index, foreign = self._index, self._foreign
         positions: list[int] = []
         found: list[int] = []
         new_keys: list[SeriesKey] = []
         new_positions: list[int] = []
-        for pos, tenant in enumerate(tenants):
-            key = (tenant, indicator)
+        for pos, key in enumerate(keys):
             idx = index.get(key)
             if idx is not None:
                 positions.append(pos)
                 found.append(idx)
-            elif key not in foreign:
+            elif key[0] and key not in foreign:  # a row without a tenant label is no tenant's series
                 if self.owns(key):
                     new_keys.append(key)
                     new_positions.append(pos)

@@ -107,7 +107,7 @@ class SidecarService:
         n = bank.capacity
         self.observed = np.zeros(n)  # samples learned per series: warm-up progress, shown by the API
         self.last_t = np.full(n, -np.inf)  # time of the newest sample learned, so none is fed twice
-        self.last_seen = np.zeros(n)
+        self.last_seen = np.full(n, np.inf)  # when Prometheus last returned the series (+inf: free slot)
 
     def _allocate(self, n: int) -> np.ndarray:
         idx = self.bank.add(n)
@@ -115,7 +115,7 @@ class SidecarService:
             extra = self.bank.capacity - self.observed.size
             self.observed = np.concatenate([self.observed, np.zeros(extra)])
             self.last_t = np.concatenate([self.last_t, np.full(extra, -np.inf)])
-            self.last_seen = np.concatenate([self.last_seen, np.zeros(extra)])
+            self.last_seen = np.concatenate([self.last_seen, np.full(extra, np.inf)])
         self.observed[idx] = 0
         self.last_t[idx] = -np.inf
         self.last_seen[idx] = time.time()
@@ -224,15 +224,14 @@ class SidecarService:
                 continue
             batches.append((ind.name, [lab.get(c.TENANT, "") for lab in vec.labels], vec.times, vec.values))
         with self.lock:
-            parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-            for name, tenants, times, values in batches:
+            if batches:  # all indicators at once: new series get one bank allocation, not one per query
+                keys = [(tenant, name) for name, tenants, _, _ in batches for tenant in tenants]
                 if self.erased:  # answers from before an erasure must not bring the tenant back
-                    keep = [i for i, t in enumerate(tenants) if self.erased.get(t, -np.inf) < report.at]
-                    tenants, times, values = [tenants[i] for i in keep], times[keep], values[keep]
-                positions, found = self.registry.resolve(name, tenants)
-                parts.append((found, times[positions], values[positions]))
-            if parts:
-                idx, t, x = (np.concatenate(p) for p in zip(*parts, strict=True))
+                    keys = [(t if self.erased.get(t, -np.inf) < report.at else "", n) for t, n in keys]
+                # (the registry skips keys without a tenant)
+                positions, idx = self.registry.resolve_keys(keys)
+                t = np.concatenate([b[2] for b in batches])[positions]
+                x = np.concatenate([b[3] for b in batches])[positions]
                 report.scored, report.alarms = self.learn(idx, t, x)
             if batches:
                 self._forget_absent(report.at)
@@ -252,12 +251,19 @@ class SidecarService:
 
     def _forget_absent(self, now: float) -> None:
         """Drop series Prometheus has not returned for ``forget_after`` (a tenant that left)."""
+        if not (now - self.last_seen > self.config.forget_after).any():  # free slots hold +inf
+            return
         gone = [k for k, i in self.registry.items() if now - self.last_seen[i] > self.config.forget_after]
-        if gone:
-            idx = self.registry.remove(gone)
-            self.bank.remove(idx)
-            self.table.remove(idx)
-            log.info("forgot absent series", count=len(gone))
+        self.last_seen[self.last_seen < now - self.config.forget_after] = (
+            np.inf
+        )  # also slots freed by erasure
+        if not gone:
+            return
+        idx = self.registry.remove(gone)
+        self.bank.remove(idx)
+        self.table.remove(idx)
+        self.last_seen[idx] = np.inf
+        log.info("forgot absent series", count=len(gone))
 
     def _publish(self, report: CycleReport, series_changed: bool) -> None:
         t = self.table

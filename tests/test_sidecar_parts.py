@@ -160,3 +160,10 @@ def test_every_exposed_family_is_from_the_catalog() -> None:
     names = {line.split()[2] for line in body.splitlines() if line.startswith("# TYPE")}
     assert names == {m.name for m in SERIES_FAMILIES + FORECAST_FAMILIES + HEALTH_FAMILIES}
     assert names <= set(c.BY_NAME)
+
+
+def test_rows_without_a_tenant_are_not_tracked() -> None:
+    slots = Slots()
+    reg = Registry(slots)
+    pos, idx = reg.resolve_keys([("", "request_rate"), ("a", "request_rate"), ("a", "error_rate")])
+    assert pos.tolist() == [1, 2] and slots.n == 2  # one allocation for both new series
