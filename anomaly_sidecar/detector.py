@@ -55,10 +55,12 @@ _SCALARS: dict[str, float] = {
     "run": 0.0,  # signed count of consecutive large same-sign residuals (level-shift detector)
     "short": 0.0,  # short-term mean of the signed standardised residual
     "peak": 0.0,  # decaying maximum of recent deviations (one alarm per episode)
-    "z_mean": 0.0,  # long-run mean / variance of |z| and of |short| (calibration)
-    "z_var": 0.0,
-    "s_mean": 0.0,
-    "s_var": 0.0,
+    # Long-run mean / variance of z and of |short| (calibration). Initial values are what Gaussian
+    # noise would give; they act as a prior worth ``Params.prior_n`` samples.
+    "z_mean": 1.0,
+    "z_var": 0.57,
+    "s_mean": 0.23,
+    "s_var": 0.03,
 }
 _FIRST = {"count", "t_first", "level", "abs_mean"}  # what the first sample of a series sets
 _PROFILES: dict[str, int] = {"daily": _DAILY_BINS, "weekly": _WEEKLY_BINS}
@@ -73,6 +75,7 @@ class Params:
     alpha_season: float = 0.2  # profile bins, once a few periods have been seen (1/periods before)
     alpha_short: float = 0.1  # the signed short-term mean: about the last 10 samples
     alpha_long: float = 0.0001  # calibration: the whole history (1/n) up to about 10,000 samples
+    prior_n: float = 20.0  # weight of the Gaussian prior in the calibration, in samples
     w_short: float = 1.5  # weight of a sustained shift relative to a single-sample spike
     suppress: float = 0.5  # how much of a recent alarm-sized deviation a new one must exceed
     peak_decay: float = 0.99  # per sample: a recent episode is forgotten over a few hundred samples
@@ -209,7 +212,7 @@ class DetectorBank:
         # bin is seen once per period, so its rate is 1/periods-seen until it reaches alpha_season.
         a_e = np.maximum(p.alpha_err, 1.0 / np.maximum(n, 1.0))
         a_l = np.maximum(p.alpha_level, 1.0 / (n + 1.0))
-        a_c = np.maximum(p.alpha_long, 1.0 / np.maximum(n, 1.0))
+        a_c = np.maximum(p.alpha_long, 1.0 / (n + p.prior_n))
         age = np.where(np.isfinite(s["t_first"]), t - s["t_first"], 0.0)
         a_d = np.maximum(p.alpha_season, 1.0 / (1.0 + np.floor(age / DAY)))
         a_w = np.maximum(p.alpha_season, 1.0 / (1.0 + np.floor(age / WEEK)))
