@@ -15,6 +15,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from alert_rules import alertmanager
+from alert_rules.spec import Spec
+
 SLACK_URL_KEY = "slack-webhook-url"
 SMTP_PASSWORD_KEY = "smtp-password"
 
@@ -80,8 +83,10 @@ class ConversionError(ValueError):
     """The native configuration uses something the AlertmanagerConfig resource cannot express."""
 
 
-def alertmanager_config(native: dict[str, Any], name: str = "tenantpulse") -> dict[str, Any]:
-    """A complete ``AlertmanagerConfig`` object for a native Alertmanager configuration."""
+def alertmanager_config(parsed: Spec, name: str = "tenantpulse") -> dict[str, Any]:
+    """The alert spec's receivers, routes and inhibitions as an ``AlertmanagerConfig`` object, with the
+    notification templates inlined (the resource cannot load template files)."""
+    native = inline_templates(alertmanager.config(parsed), alertmanager.template_source().read_text())
     return {"apiVersion": API_VERSION, "kind": KIND, "metadata": {"name": name}, "spec": spec(native)}
 
 

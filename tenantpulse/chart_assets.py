@@ -47,13 +47,12 @@ def _yaml(data: Any, spec: Path) -> str:
 
 def alert_files(alerts_spec: Path) -> dict[str, str]:
     """Rule groups (the PrometheusRule's spec.groups) and the AlertmanagerConfig spec."""
-    from alert_rules import alertmanager, operator, rules, spec
+    from alert_rules import operator, rules, spec
 
     parsed = spec.load_spec(alerts_spec)
-    native, templates = alertmanager.config(parsed), alertmanager.template_source().read_text()
     return {
         RULES_FILE: _yaml({"groups": rules.rule_groups(parsed)}, alerts_spec),
-        ALERTMANAGER_FILE: _yaml(operator.spec(operator.inline_templates(native, templates)), alerts_spec),
+        ALERTMANAGER_FILE: _yaml(operator.alertmanager_config(parsed)["spec"], alerts_spec),
     }
 
 

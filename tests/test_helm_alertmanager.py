@@ -81,9 +81,7 @@ def to_native(crd: dict[str, Any], secrets: dict[str, Path]) -> dict[str, Any]:
 
 def converted(parsed: spec.Spec) -> dict[str, Any]:
     """What `tenantpulse generate chart` puts in the chart for this spec."""
-    return operator.spec(
-        operator.inline_templates(alertmanager.config(parsed), alertmanager.template_source().read_text())
-    )
+    return operator.alertmanager_config(parsed)["spec"]
 
 
 def require(binary: str) -> None:

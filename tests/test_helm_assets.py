@@ -115,9 +115,14 @@ def test_templates_are_inlined_with_their_trim_markers() -> None:
 
 def test_generated_config_carries_every_template_body_and_no_secret() -> None:
     parsed = spec.load_spec(REPO / "examples" / "alerts.yaml")
-    native = alertmanager.config(parsed)
     text = alertmanager.template_source().read_text()
-    converted = json.dumps(operator.spec(operator.inline_templates(native, text)), ensure_ascii=False)
+    amc = operator.alertmanager_config(parsed, name="tp")
+    assert (amc["apiVersion"], amc["kind"], amc["metadata"]) == (
+        operator.API_VERSION,
+        operator.KIND,
+        {"name": "tp"},
+    )
+    converted = json.dumps(amc["spec"], ensure_ascii=False)
     assert "{{ template" not in converted
     for name, body in operator.template_defines(text).items():
         assert json.dumps(body, ensure_ascii=False)[1:-1] in converted, f"template {name} not inlined"
