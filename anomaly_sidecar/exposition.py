@@ -57,8 +57,8 @@ class OutputTable:
         self._labels: list[str | None] = [None] * capacity
         self.values = {m.name: np.full(capacity, np.nan) for m in SERIES_FAMILIES + FORECAST_FAMILIES}
         self.health: dict[str, float] = {m.name: 0.0 for m in HEALTH_FAMILIES}
-        self._series_body = ""
-        self._body = b""
+        self._series = b""  # the per-series families: rendered once per cycle, kept once
+        self._health = b""
 
     @property
     def capacity(self) -> int:
@@ -121,16 +121,16 @@ class OutputTable:
                     parts.append("".join([f"{name}{lab}{closing}{v!r}\n" for lab, v in pairs]))
                 else:
                     parts.append("".join([f"{name}{lab}{closing}{format_value(v)}\n" for lab, v in pairs]))
-            self._series_body = "".join(parts)
+            self._series = "".join(parts).encode()
         self.render_health()
 
     def render_health(self) -> None:
         """Re-render only the health gauges, reusing the last series text (cheap; used while stale)."""
-        health = "".join(
+        self._health = "".join(
             f"{_header(m)}{m.name} {format_value(self.health[m.name])}\n" for m in HEALTH_FAMILIES
-        )
-        self._body = (health + self._series_body).encode()
+        ).encode()
 
     def body(self) -> bytes:
-        """The last rendered exposition (a scrape never waits for a render)."""
-        return self._body
+        """The last rendered exposition (a scrape never waits for a render, and only the series text is
+        held between scrapes: the concatenation is per scrape)."""
+        return self._health + self._series

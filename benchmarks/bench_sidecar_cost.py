@@ -165,7 +165,10 @@ def main() -> None:
         f"  of which: JSON parse {parse / TIMED_CYCLES:.3f} s, /metrics render {render / TIMED_CYCLES:.3f} s, "
         f"lookup+scoring {cycle_cpu - (parse + render) / TIMED_CYCLES:.3f} s"
     )
-    print(f"series scored per second per core (whole cycle): {n_series / cycle_cpu:,.0f}")
+    print(
+        f"series scored per second per core (whole cycle): {n_series / cycle_cpu:,.0f}; "
+        f"one core fits ~{n_series * BUDGET / cycle_cpu / 1e6:.1f}M series in a {BUDGET:.0f} s cycle"
+    )
     scoring = cycle_cpu - (parse + render) / TIMED_CYCLES
     print(
         f"baseline: the same detector called per series in a Python loop: {naive_cpu:.1f} s per cycle of "
