@@ -145,7 +145,8 @@ def test_openmetrics_exemplar_points_at_the_exported_trace(traced_exporter, inge
         for line in r.text.splitlines()
         if line.startswith(bucket) and 'tenant="acme"' in line and " # {" in line
     ]
-    assert any(f'trace_id="{server.trace_id}"' in line for line in exemplar_lines), exemplar_lines
+    wanted = (f'trace_id="{server.trace_id}"', f'span_id="{server.span_id}"')  # the server span itself
+    assert any(all(w in line for w in wanted) for line in exemplar_lines), exemplar_lines
     assert server.trace_id == CALLER_TRACE
 
 
