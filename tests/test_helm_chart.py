@@ -445,7 +445,9 @@ def test_hpa_and_pdb_follow_the_exporter_settings(chart: helm_python.Chart) -> N
     docs = render(chart, SCENARIOS["production"])
     hpa = one(docs, "HorizontalPodAutoscaler", f"{RELEASE}-tenantpulse-exporter")
     assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 8)
-    assert of_kind(docs, "PodDisruptionBudget")
+    assert one(docs, "PodDisruptionBudget", f"{RELEASE}-tenantpulse-exporter")["spec"]["maxUnavailable"] == 1
+    autoscaled_down_to_one = {"exporter": {"autoscaling": {"enabled": True, "minReplicas": 1}}}
+    assert not of_kind(render(chart, autoscaled_down_to_one), "PodDisruptionBudget")
     single = render(chart, SCENARIOS["minimal"])
     assert not of_kind(single, "PodDisruptionBudget"), "a PDB on one pod would block node drains"
     assert not of_kind(single, "HorizontalPodAutoscaler")
@@ -492,6 +494,7 @@ def test_metrics_auth_gives_prometheus_a_read_key_for_every_tenant(
 BAD_VALUES = [
     ({"exporter": {"replicas": -1}}, "replicas"),
     ({"sidecar": {"shards": 0}}, "shards"),
+    ({"exporter": {"pdb": {"maxUnavailable": 0}}}, "maxUnavailable"),
     ({"exporter": {"replicaCount": 2}}, "replicaCount"),
     ({"sidcar": {"shards": 2}}, "sidcar"),
     ({"image": {"pullPolicy": "Sometimes"}}, "pullPolicy"),
