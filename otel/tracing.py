@@ -90,18 +90,14 @@ def check_sampler(environ: Mapping[str, str]) -> None:
             raise UsageError(f"OTEL_TRACES_SAMPLER_ARG={arg!r} must be a number between 0 and 1")
 
 
-def build_provider(service_name: str, exporter: SpanExporter | None = None) -> TracerProvider | None:
-    """A tracer provider configured from ``os.environ`` (the SDK reads it too), or None when tracing is off.
-
-    ``exporter`` replaces the one chosen from the environment (benchmarks use it).
-    """
+def build_provider(service_name: str) -> TracerProvider | None:
+    """A tracer provider configured from ``os.environ`` (the SDK reads it too), or None when tracing is off."""
     env = os.environ
     check_sampler(env)
-    choice = "custom" if exporter is not None else exporter_choice(env)
+    choice = exporter_choice(env)
     if choice == "none":
         return None
-    if exporter is None:
-        exporter = _otlp_exporter() if choice == "otlp" else ConsoleSpanExporter()
+    exporter = _otlp_exporter() if choice == "otlp" else ConsoleSpanExporter()
     name = env.get("OTEL_SERVICE_NAME") or service_name
     resource = Resource.create({SERVICE_NAME: name, SERVICE_VERSION: __version__})
     provider = TracerProvider(resource=resource)  # sampler from OTEL_TRACES_SAMPLER[_ARG]
@@ -116,7 +112,7 @@ def _otlp_exporter() -> SpanExporter:
     return OTLPSpanExporter()  # endpoint, headers, timeout, compression from OTEL_EXPORTER_OTLP_*
 
 
-def configure_tracing(service_name: str, exporter: SpanExporter | None = None) -> TracerProvider | None:
+def configure_tracing(service_name: str) -> TracerProvider | None:
     """Install the process-wide tracer provider from ``OTEL_*`` (once); None when tracing is off.
 
     Spans still buffered are flushed at interpreter exit by the SDK; call ``shutdown_tracing()`` to
@@ -125,7 +121,7 @@ def configure_tracing(service_name: str, exporter: SpanExporter | None = None) -
     global _provider
     if _provider is not None:
         return _provider
-    provider = build_provider(service_name, exporter=exporter)
+    provider = build_provider(service_name)
     if provider is not None:
         trace.set_tracer_provider(provider)
         _provider = provider
