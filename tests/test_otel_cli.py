@@ -76,3 +76,12 @@ def test_sdk_disabled_wins_over_an_endpoint(receiver, tmp_path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert receiver.requests == 0
+
+
+def test_console_exporter_prints_the_span(tmp_path) -> None:
+    done = run_cli(
+        *("generate", "dashboards", "--spec", "examples/dashboards.yaml", "--out", str(tmp_path)),
+        OTEL_TRACES_EXPORTER="console",
+    )
+    assert done.returncode == 0, done.stderr
+    assert '"name": "tenantpulse generate dashboards"' in done.stdout
