@@ -182,6 +182,14 @@ def test_rendered_pods_run_and_prometheus_scrapes_them_per_tenant(
             timeout=5,
         )
         assert denied.status_code == 403, "a tenant key from the chart's Secret must not write another tenant"
+        hook = one(docs, "Pod", f"{RELEASE}-tenantpulse-test-exporter")["spec"]["containers"][0]
+        target = {e["name"]: e["value"] for e in hook["env"]}["TARGET"]
+        assert target.startswith(f"http://{RELEASE}-tenantpulse-exporter:8080/")
+        local = target.replace(f"{RELEASE}-tenantpulse-exporter:8080", f"127.0.0.1:{exporter_port}")
+        helm_test = subprocess.run(
+            hook["command"], env=os.environ | {"TARGET": local}, capture_output=True, timeout=30
+        )
+        assert helm_test.returncode == 0, helm_test.stderr  # `helm test` would pass
         anonymous = requests.get(
             f"http://127.0.0.1:{exporter_port}/metrics", params={"tenant": "t1"}, timeout=5
         )
