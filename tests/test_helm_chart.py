@@ -271,8 +271,15 @@ def test_selectors_and_references_line_up(scenario: tuple[str, list[dict[str, An
         for path in (p for rule in ingress["spec"]["rules"] for p in rule["http"]["paths"]):
             backend = one(docs, "Service", path["backend"]["service"]["name"])
             assert path["backend"]["service"]["port"]["name"] in {p["name"] for p in backend["spec"]["ports"]}
+    hooks = of_kind(docs, "Pod")
     for policy in of_kind(docs, "NetworkPolicy"):
         assert any(subset(policy["spec"]["podSelector"]["matchLabels"], pod_labels(d)) for d in deployments)
+        peers = [p for rule in policy["spec"]["ingress"] for p in rule.get("from", [])]
+        if (
+            peers and "exporter" in policy["metadata"]["name"]
+        ):  # restricted: the helm test pod must still get in
+            selectors = [p["podSelector"]["matchLabels"] for p in peers if "podSelector" in p]
+            assert all(any(subset(s, h["metadata"]["labels"]) for s in selectors) for h in hooks)
     secrets = {s["metadata"]["name"]: s for s in of_kind(docs, "Secret")}
     external = {"tp-state-key", "mimir-reader"} | (
         {"tp-keys", "tp-alerting"} if name == "existing-secrets" else set()
