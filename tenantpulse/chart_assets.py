@@ -47,6 +47,7 @@ def _yaml(data: Any, spec: Path) -> str:
 
 def alert_files(alerts_spec: Path) -> dict[str, str]:
     """Rule groups (the PrometheusRule's spec.groups) and the AlertmanagerConfig spec."""
+    # Loaded when the command runs, so building the CLI parser (`tenantpulse --help`) stays fast.
     from alert_rules import operator, rules, spec
 
     parsed = spec.load_spec(alerts_spec)
