@@ -186,8 +186,10 @@ def test_rendered_pods_run_and_prometheus_scrapes_them_per_tenant(
         target = {e["name"]: e["value"] for e in hook["env"]}["TARGET"]
         assert target.startswith(f"http://{RELEASE}-tenantpulse-exporter:8080/")
         local = target.replace(f"{RELEASE}-tenantpulse-exporter:8080", f"127.0.0.1:{exporter_port}")
+        assert hook["command"][0] == "python"  # the image's interpreter; here, the one running the tests
+        command = [sys.executable, *hook["command"][1:]]
         helm_test = subprocess.run(
-            hook["command"], env=os.environ | {"TARGET": local}, capture_output=True, timeout=30
+            command, env=os.environ | {"TARGET": local}, capture_output=True, timeout=30
         )
         assert helm_test.returncode == 0, helm_test.stderr  # `helm test` would pass
         anonymous = requests.get(
