@@ -168,3 +168,27 @@ def test_405_lists_every_method_of_the_path_across_routers(tmp_path: Path) -> No
     assert r.headers["allow"] == "GET, POST"
     assert r.json()["error"] == "method_not_allowed"
     assert client.put("/analytics/metrics").headers["allow"] == "POST"
+
+
+def test_unexpected_errors_answer_json_500_and_keep_serving(tmp_path: Path) -> None:
+    from exporters.app import create_app
+    from exporters.settings import ExporterSettings
+    from tests.support.exporter import write_keys_file
+
+    write_keys_file(tmp_path / "k.yaml", ["t1"])
+    app = create_app(ExporterSettings(api_keys_file=tmp_path / "k.yaml"))
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("disk on fire")
+
+    client = TestClient(app)
+    r = client.get("/boom", headers={"X-Request-ID": "req-boom-1"})
+    assert r.status_code == 500
+    assert r.json() == {
+        "error": "internal_error",
+        "reason": "internal error; see the server log",
+        "request_id": "req-boom-1",
+    }
+    assert "Traceback" not in r.text and "disk on fire" not in r.text
+    assert client.get("/healthz").status_code == 200
