@@ -24,9 +24,9 @@ DAY = 86_400.0
 WEEK = 7 * DAY
 
 # The score is a monotone map of the Gaussian tail p of the calibrated deviation:
-# s = 1 - exp(log10(p) / SCORE_DECADES), so 0.5 <-> p = 1e-5.5, 0.8 <-> 1e-12.9, 0.9 <-> 1e-18.4.
+# s = 1 - exp(log10(p) / SCORE_DECADES), so 0.5 <-> p = 1e-8.3, 0.8 <-> 1e-19.3, 0.9 <-> 1e-27.6.
 # (p is a ranking device on the heavy-tailed deviations, not a literal false-alarm rate.)
-SCORE_DECADES = 8.0
+SCORE_DECADES = 12.0
 
 # Alarm thresholds on the score. medium is about the threshold NAB's standard profile picks for this
 # detector (benchmarks/bench_nab.py); high alarms earlier and more often, low only on the clearest cases.
@@ -77,6 +77,7 @@ class Params:
     alpha_long: float = 0.0001  # calibration: the whole history (1/n) up to about 10,000 samples
     prior_n: float = 20.0  # weight of the Gaussian prior in the calibration, in samples
     w_short: float = 1.5  # weight of a sustained shift relative to a single-sample spike
+    w_both: float = 0.5  # extra weight when spike and shift agree
     suppress: float = 0.5  # how much of a recent alarm-sized deviation a new one must exceed
     peak_decay: float = 0.99  # per sample: a recent episode is forgotten over a few hundred samples
     peak_floor: float = 3.0  # recent deviations below this (ordinary noise) do not suppress
@@ -203,7 +204,9 @@ class DetectorBank:
         )
         dev_z = (z - s["z_mean"]) / np.sqrt(s["z_var"] + 1e-4)
         dev_s = (np.abs(short) - s["s_mean"]) / np.sqrt(s["s_var"] + 1e-4)
-        dev = np.maximum(dev_z, p.w_short * dev_s)
+        # The stronger surprise counts, plus part of the weaker one when both point the same way.
+        spike, shift = np.maximum(dev_z, 0.0), np.maximum(p.w_short * dev_s, 0.0)
+        dev = np.maximum(dev_z, p.w_short * dev_s) + p.w_both * np.minimum(spike, shift)
         # News only if it exceeds what this series did recently: one alarm per episode.
         news = dev - p.suppress * np.maximum(s["peak"] - p.peak_floor, 0.0)
         score = np.where(live & (n >= 3), -np.expm1(log_ndtr(-news) / np.log(10.0) / SCORE_DECADES), 0.0)
