@@ -171,6 +171,8 @@ def load_spec(path: str | Path) -> Spec:
         data = yaml.safe_load(p.read_text())
     except OSError as exc:
         raise SpecError(f"cannot read spec file {str(p)!r}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"spec file {str(p)!r} is not UTF-8 text: {exc.reason} at byte {exc.start}") from None
     except yaml.YAMLError as exc:
         raise SpecError(f"spec file {str(p)!r} is not valid YAML: {exc}") from None
     return parse_spec(data)

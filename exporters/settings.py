@@ -81,7 +81,7 @@ def load_pseudonym_keys(path: str | Path) -> tuple[dict[str, bytes], str]:
     """
     try:
         doc = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError) as exc:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise UsageError(f"cannot read pseudonym key file {path}: {exc}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("keys"), dict) or not doc["keys"]:
         raise UsageError(f"{path}: expected a mapping with a non-empty 'keys' mapping (id: secret)")

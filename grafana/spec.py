@@ -368,6 +368,8 @@ def load(path: Path) -> DashboardsSpec:
         data = yaml.safe_load(path.read_text())
     except OSError as exc:
         raise UsageError(f"cannot read spec {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"spec {path} is not UTF-8 text: {exc.reason} at byte {exc.start}") from None
     except yaml.YAMLError as exc:
         raise UsageError(f"spec {path} is not valid YAML: {exc}") from None
     return parse(data, path.parent)

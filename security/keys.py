@@ -71,7 +71,7 @@ class KeyRing:
     def from_file(cls, path: str | Path) -> KeyRing:
         try:
             doc = yaml.safe_load(Path(path).read_text())
-        except (OSError, yaml.YAMLError) as exc:
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
             raise UsageError(f"cannot read keys file {path}: {exc}") from None
         entries = (doc or {}).get("keys") if isinstance(doc, dict) else None
         if not isinstance(entries, list):
@@ -95,7 +95,11 @@ def _parse_entry(entry: object, index: int, path: str | Path) -> ApiKey:
     if not isinstance(tenant, str) or not tenant:
         raise UsageError(f"{where}: 'tenant' is required (a tenant id or '*')")
     scopes = entry.get("scopes", [])
-    if not isinstance(scopes, list) or not scopes or not set(scopes) <= SCOPES:
+    if (
+        not isinstance(scopes, list)
+        or not scopes
+        or not all(isinstance(s, str) and s in SCOPES for s in scopes)
+    ):
         raise UsageError(f"{where}: 'scopes' must be a non-empty list of {sorted(SCOPES)}")
     expires = entry.get("expires")
     if expires is not None:
