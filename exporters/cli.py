@@ -106,11 +106,14 @@ def settings_from_args(args: argparse.Namespace) -> ExporterSettings:
 
 def run(args: argparse.Namespace) -> int:
     from exporters.app import create_app  # the web stack loads only for this subcommand
+    from security.key_reload import KeyReloader
     from tenantpulse.serving import check_tls_files, serve
 
     settings = settings_from_args(args)
     check_tls_files(args.tls_cert, args.tls_key)
     app = create_app(settings)  # reads the keys file: a bad one is a UsageError before binding
+    pseudonym_file = Path(args.pseudonym_key_file) if args.pseudonym_key_file else None
+    KeyReloader(app, settings.api_keys_file, pseudonym_file).install()  # SIGHUP re-reads both key files
     configure_logging(args.log_level, args.log_format)
     # A 500-event batch allocates ~10 short-lived objects per event; with the default gen-0 threshold
     # (700) the collector would run a collection every ~70 events. Startup objects are frozen out of
