@@ -18,6 +18,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "exporters.cli",
     "tenantpulse.demo",
     "security.cli",
+    "security.rekey",
     "alert_rules.cli",
     "grafana.cli",
     "anomaly_sidecar.backtest",

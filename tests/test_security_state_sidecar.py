@@ -11,11 +11,13 @@ import os
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from anomaly_sidecar import state as state_file
 from exporters.traffic import TenantProfile, TrafficGenerator
 from security.state_crypto import ENV_VAR, MAGIC, StateCipher, new_key_hex
+from tenantpulse.cli import main
 from tests.support.exporter import REPO, Exporter
 from tests.support.ports import wait_until
 from tests.support.prometheus import Prometheus
@@ -99,3 +101,32 @@ def test_encrypted_state_round_trip_and_refusals(tmp_path: Path) -> None:
                 assert "state restored" in sidecar.log_path.read_text()
         finally:
             traffic.stop()
+
+
+def test_rekey_rotates_the_state_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``tenantpulse state rekey``: old key -> new key; a wrong old key is exit 2 and leaves the file alone."""
+    old, new, wrong = (tmp_path / n for n in ("old.key", "new.key", "wrong.key"))
+    for path in (old, new, wrong):
+        path.write_text(new_key_hex())
+    state = tmp_path / "state.bin"
+    payload = state_file.pack({"x": np.arange(3.0)}, {"version": 1})
+    state_file.save(state, payload, codec(old))
+
+    before = state.read_bytes()
+    assert main(["state", "rekey", str(state), "--old-key-file", str(wrong), "--new-key-file", str(new)]) == 2
+    assert "cannot decrypt" in capsys.readouterr().err
+    assert state.read_bytes() == before
+
+    assert main(["state", "rekey", str(state), "--old-key-file", str(old), "--new-key-file", str(new)]) == 0
+    assert state_file.load(state, codec(new)) == payload
+    with pytest.raises(state_file.StateError):
+        state_file.load(state, codec(old))
+    # Decrypt to plain and encrypt a plain file.
+    assert main(["state", "rekey", str(state), "--old-key-file", str(new)]) == 0
+    assert state_file.load(state, state_file.PLAIN) == payload
+    assert main(["state", "rekey", str(state), "--new-key-file", str(old)]) == 0
+    assert state_file.load(state, codec(old)) == payload
+
+
+def codec(key_file: Path) -> state_file.CipherCodec:
+    return state_file.CipherCodec(StateCipher(bytes.fromhex(key_file.read_text())))
