@@ -90,3 +90,15 @@ def test_low_fp_profile_punishes_false_positives_twice_as_hard() -> None:
     std = score_at(files, STD, 0.5)
     low_fp = score_at(files, PROFILES["reward_low_FP"], 0.5)
     assert std == pytest.approx(1 - 0.11) and low_fp == pytest.approx(1 - 0.22)
+
+
+def test_windowed_gaussian_baseline_reproduces_its_published_nab_score() -> None:
+    """End to end on the real NAB files: our scorer + NAB's windowedGaussian give the published 36.8."""
+    from benchmarks.bench_nab import PUBLISHED, evaluate, load, nab_dir, windowed_gaussian
+
+    root = nab_dir()
+    if root is None:
+        pytest.skip("NAB data absent: set TENANTPULSE_NAB_DIR or provide ../shared/nab")
+    files = load(root)
+    result = evaluate(files, [windowed_gaussian(f.x) for f in files])["standard"]
+    assert result.normalised == pytest.approx(PUBLISHED["windowedGaussian"], abs=1.0)
