@@ -279,17 +279,30 @@ class DetectorBank:
         out["used"] = self._used.copy()
         out["sensitivity"] = np.array(self.sensitivity)
         out["warmup"] = np.array(self.warmup)
+        out["param_names"] = np.array(list(Params.__dataclass_fields__))
         out["params"] = np.array([getattr(self.params, f) for f in Params.__dataclass_fields__])
         return out
 
     @classmethod
     def from_state(cls, state: dict[str, np.ndarray]) -> DetectorBank:
-        names = list(Params.__dataclass_fields__)
-        params = Params(**dict(zip(names, map(float, state["params"]), strict=True)))
+        """Restore a bank; state saved by another version loads too (unknown fields are ignored,
+        missing ones start fresh) so an upgrade does not throw away the learned baselines."""
+        known = Params.__dataclass_fields__
+        saved = zip(map(str, state.get("param_names", [])), map(float, state.get("params", [])), strict=True)
+        params = Params(**{k: v for k, v in saved if k in known})
         bank = cls(str(state["sensitivity"]), int(state["warmup"]), params)
-        bank._s = {k: np.array(state[f"s_{k}"], float) for k in _SCALARS}
-        bank._p = {k: np.array(state[f"p_{k}"], np.float32) for k in _PROFILES}
-        bank._used = np.array(state["used"], bool)
+        used = np.array(state["used"], bool)
+        bank._used = used
+        bank._s = {
+            k: np.array(state[f"s_{k}"], float) if f"s_{k}" in state else np.full(used.size, init)
+            for k, init in _SCALARS.items()
+        }
+        bank._p = {
+            k: np.array(state[f"p_{k}"], np.float32)
+            if f"p_{k}" in state
+            else np.full((used.size, bins), np.nan, np.float32)
+            for k, bins in _PROFILES.items()
+        }
         return bank
 
 

@@ -149,3 +149,29 @@ def test_removed_slots_are_reused_fresh() -> None:
     again = bank.add(1)
     assert again.tolist() == [idx[1]]
     assert bank.state()["s_count"][again[0]] == 0
+
+
+def test_state_from_another_version_still_loads() -> None:
+    bank = DetectorBank(warmup=5)
+    idx = bank.add(2)
+    t, x = seasonal(DAY_STEPS, seed=12, series=2)
+    run(bank, idx, t, x)
+    state = bank.state()
+    del state["s_short"]  # a field this version has and the old one did not
+    state["s_retired"] = np.zeros(bank.capacity)  # a field the old version had
+    state["param_names"] = np.append(state["param_names"], "retired")
+    state["params"] = np.append(state["params"], 1.0)
+    restored = DetectorBank.from_state(state)
+    np.testing.assert_array_equal(restored.state()["s_level"], bank.state()["s_level"])
+    assert np.all(restored.state()["s_short"] == 0.0)
+    r = restored.update(idx, t[-1] + STEP, x[-1])
+    assert np.all(np.isfinite(r.score)) and np.all(np.isfinite(r.expected))
+
+
+def test_empty_update_and_per_series_times() -> None:
+    bank = DetectorBank()
+    idx = bank.add(2)
+    r = bank.update(np.array([], np.intp), 0.0, np.array([]))
+    assert r.score.shape == (0,)
+    r = bank.update(idx, np.array([0.0, 86_400.0]), np.array([1.0, 2.0]))
+    assert r.score.shape == (2,) and r.expected.tolist() == [1.0, 2.0]
