@@ -1,5 +1,9 @@
 """The sidecar's /metrics body, rendered once per cycle and served as ready bytes to every scrape.
 
+The exporter's ``exporters.exposition`` tables are keyed per tenant and updated sample by sample;
+the sidecar's values arrive as whole numpy arrays indexed like the detector bank, so it keeps its
+own small table and shares only the escaping, number format and headers.
+
 With 100k series x 7 families, ``prometheus_client`` would build a Sample object per value on
 every scrape. Here each series' label set is rendered once when the series appears; values live
 in numpy arrays indexed like the detector bank; a render only formats the numbers. Series with no
@@ -13,6 +17,7 @@ import threading
 import numpy as np
 
 from exporters import catalog as c
+from exporters.exposition import TEXT_CONTENT_TYPE, escape_label_value, format_value, header
 
 SERIES_FAMILIES: tuple[c.Metric, ...] = (
     c.ANOMALY_SCORE,
@@ -28,24 +33,11 @@ HEALTH_FAMILIES: tuple[c.Metric, ...] = (
     c.SIDECAR_QUERY_ERRORS,
     c.SIDECAR_LAST_SUCCESS,
 )
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-
-
-def escape_label_value(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def format_value(v: float) -> str:
-    """Prometheus text spelling of a float (Python's repr, except for the infinities and NaN)."""
-    if v != v:
-        return "NaN"
-    if v in (float("inf"), float("-inf")):
-        return "+Inf" if v > 0 else "-Inf"
-    return repr(v)
+CONTENT_TYPE = TEXT_CONTENT_TYPE
 
 
 def _header(metric: c.Metric) -> str:
-    return f"# HELP {metric.name} {metric.help}\n# TYPE {metric.name} {metric.type}\n"
+    return header(metric, openmetrics=False)
 
 
 class OutputTable:
