@@ -29,7 +29,7 @@ TENANT = "t1"
 BATCH = 50
 THREADS = 4
 LIMIT = 1_000.0  # events/s for the tenant in the overload phase
-FLOOD_SECONDS = 8.0
+FLOOD_SECONDS = 6.0
 RSS_CEILING = 400 * 2**20  # generous: the exporter idles near 100 MiB
 
 
@@ -127,7 +127,7 @@ def test_overload_sheds_excess_stays_responsive_and_loses_nothing(tmp_path: Path
     with Exporter(
         tmp_path / "capacity", extra_args=["--rate-limit", "10000000", "--log-level", "warning"]
     ) as ex:
-        tally, wall, _, _ = run_phase(ex, 3.0)
+        tally, wall, _, _ = run_phase(ex, 2.0)
         capacity = tally.accepted / wall
         assert tally.refused == 0 and not tally.other
         wait_until(settled(ex, tally.accepted), timeout=10, what="capacity events counted")
