@@ -71,7 +71,7 @@ class Sidecar:
             "--host", "127.0.0.1", "--port", str(self.port),
             "--api-keys", str(self.keys_file),
             "--interval", "1s", "--rate-window", "10s", "--backfill", "60s",
-            "--query-timeout", "2s", "--log-level", "debug",
+            "--query-timeout", "2s", "--log-level", "info",
             *(["--state-file", str(self.state_file)] if state else []),
             *extra_args,
         ]  # fmt: skip
