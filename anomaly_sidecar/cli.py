@@ -14,6 +14,7 @@ from anomaly_sidecar.service import ServiceConfig, SidecarService
 from exporters import indicators
 from otel.logging import configure_logging
 from security.audit import AuditLog
+from security.key_reload import KeyReloader
 from security.keys import KeyRing
 from security.state_crypto import StateCipher, load_key
 from tenantpulse.errors import UsageError
@@ -148,5 +149,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     audit_path = args.audit_log or (Path(args.state_file).parent / "audit.jsonl" if args.state_file else None)
     audit = AuditLog(audit_path) if audit_path else None
-    serve(create_app(service, keyring, audit=audit), args.host, args.port, args.tls_cert, args.tls_key)
+    app = create_app(service, keyring, audit=audit)
+    if args.api_keys:
+        KeyReloader(app, Path(args.api_keys)).install()  # SIGHUP re-reads the keys file
+    serve(app, args.host, args.port, args.tls_cert, args.tls_key)
     return 0

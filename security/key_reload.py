@@ -1,4 +1,5 @@
-"""Rotate keys in a running exporter: on SIGHUP it re-reads the API keys file and the pseudonym key file.
+"""Rotate keys in a running server: on SIGHUP the exporter re-reads its API keys file and pseudonym key
+file, the sidecar its API keys file.
 
 * API keys: the new key ring replaces the old one at once (requests in flight finish with the old one).
   Rotating a client's key is: add the new key to the file, SIGHUP, move the client, remove the old
@@ -32,13 +33,14 @@ log = structlog.get_logger("tenantpulse.keys")
 class KeyReloader:
     """Holds what was loaded so far and applies a reload to the app's state."""
 
-    def __init__(self, app: Any, api_keys_file: Path, pseudonym_key_file: Path | None) -> None:
-        settings = app.state.settings
+    def __init__(self, app: Any, api_keys_file: Path, pseudonym_key_file: Path | None = None) -> None:
+        """``pseudonym_key_file`` only for the exporter (its settings hold the keys loaded at start)."""
         self.app = app
         self.api_keys_file = api_keys_file
         self.pseudonym_key_file = pseudonym_key_file
-        self.current = settings.pseudonym_key_current
-        self.secrets = dict(settings.pseudonym_keys)  # every version id used so far -> its secret
+        settings = getattr(app.state, "settings", None)
+        self.current = getattr(settings, "pseudonym_key_current", "")
+        self.secrets = dict(getattr(settings, "pseudonym_keys", {}))  # every version id used -> its secret
         self._lock = threading.Lock()
 
     def reload(self) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 API key: a new key works and a removed one is refused (401) after the signal, without a restart.
 Pseudonym key: after rotating to a new version, the same users are still counted once in the unique-user
 windows (the old key keeps feeding the sketches), and new users are added. A bad file changes nothing.
-Every reload is in the audit chain.
+Every reload is in the audit chain. The sidecar re-reads its API keys the same way.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ import yaml
 from exporters import catalog as c
 from security.audit import verify
 from tests.support.exporter import Exporter, bearer, sample_value
-from tests.support.ports import wait_until
+from tests.support.ports import free_port, wait_until
+from tests.support.sidecar import Sidecar
 
 pytestmark = pytest.mark.integration
 
@@ -87,3 +88,20 @@ def test_sighup_rotates_api_and_pseudonym_keys(tmp_path: Path) -> None:
     assert "changed" in entries[1]["detail"]["reason"]
     assert verify(audit)[1] is None
     assert old_secret not in audit.read_text() and new_secret not in audit.read_text()
+
+
+def test_sighup_reloads_the_sidecars_api_keys(tmp_path: Path) -> None:
+    audit = tmp_path / "sidecar-audit.jsonl"
+    dead_prometheus = f"http://127.0.0.1:{free_port()}"  # the ML API answers without Prometheus
+    sc = Sidecar(tmp_path, dead_prometheus, extra_args=["--audit-log", str(audit)]).start(wait_ready=False)
+    try:
+        assert sc.get("/analytics/ml/models", key="t1").status_code == 200
+        doc = yaml.safe_load(sc.keys_file.read_text())
+        doc["keys"] = [e for e in doc["keys"] if e["id"] != "t1"]
+        sc.keys_file.write_text(yaml.safe_dump(doc))
+        sc.proc.send_signal(signal.SIGHUP)  # type: ignore[union-attr]
+        wait_until(lambda: sc.get("/analytics/ml/models", key="t1").status_code == 401, what="t1 key revoked")
+        assert sc.get("/analytics/ml/models", key="t2").status_code == 200
+    finally:
+        sc.stop()
+    assert any(json.loads(line)["action"] == "keys.reload" for line in audit.read_text().splitlines())
