@@ -6,13 +6,15 @@ middleware looks the bearer token up in ``app.state.keyring`` itself, so every a
 actor; the token is never written), the tenant (path ``tenant_id``, else what the handler put in
 ``request.state.tenant``), the target (path id, else the ``id`` of the JSON answer) and the request id.
 Ingest calls that succeed are not audited (they are data, counted in ``/metrics``), but a 401/403 on
-any route is.
+any route is — within a budget (``RefusalBudget``) for routes that change nothing, so a flood of bad
+keys cannot fill the disk; refusals on the audited routes above are always written.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import time
 import uuid
 from typing import Any
 
@@ -33,6 +35,7 @@ AUDITED: dict[tuple[str, str], str] = {
     ("POST", "/analytics/ml/train"): "model.train",
 }
 TARGET_PARAMS = ("alert_id", "dashboard_id", "tenant_id")
+REFUSALS_PER_SECOND, REFUSAL_BURST = 20.0, 100.0
 MAX_CAPTURE = 64 * 1024  # answers of audited routes are small; a bigger one is not parsed for its id
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -43,11 +46,34 @@ def outcome(status: int) -> str:
     return {401: "unauthenticated", 403: "forbidden"}.get(status, "failed")
 
 
+class RefusalBudget:
+    """At most ``rate`` refusal entries per second (``burst`` at once): a flood of bad keys must not fill
+    the disk. Refusals over budget are counted, and the next refusal entry says how many were skipped."""
+
+    def __init__(self, rate: float = REFUSALS_PER_SECOND, burst: float = REFUSAL_BURST) -> None:
+        self.rate, self.burst = rate, burst
+        self.tokens, self.last = burst, time.monotonic()
+        self.skipped = 0
+
+    def take(self) -> int | None:
+        """None when over budget; else how many refusals were skipped since the last entry."""
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
+        self.last = now
+        if self.tokens < 1:
+            self.skipped += 1
+            return None
+        self.tokens -= 1
+        skipped, self.skipped = self.skipped, 0
+        return skipped
+
+
 class AuditTrail:
     """Wraps an app; entries go to ``app.state.audit`` (an ``AuditLog``), or nowhere when it is None."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self.refusals = RefusalBudget()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -75,6 +101,13 @@ class AuditTrail:
         action = AUDITED.get((scope["method"], route or ""))
         if audit is None or (action is None and status not in (401, 403)):
             return
+        extra: dict[str, Any] = {}
+        if action is None:  # a refusal on a route that changes nothing: budgeted
+            skipped = self.refusals.take()
+            if skipped is None:
+                return
+            if skipped:
+                extra["refusals_not_recorded"] = skipped
         state = scope.get("state", {})
         params = scope.get("path_params", {})
         answer = _json(body)
@@ -90,6 +123,7 @@ class AuditTrail:
                 target=str(target) if target is not None else None,
                 request_id=state.get("request_id") or _request_id(scope),
                 status=status,
+                **extra,
             )
         except OSError as exc:  # a full disk must not turn an answered request into a crash
             log.error("audit write failed", path=str(audit.path), error=str(exc))

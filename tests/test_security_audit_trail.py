@@ -5,6 +5,7 @@ training and erasure on the sidecar) and every refused key is one entry in an in
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from alert_rules.store import AlertStore
 from anomaly_sidecar.app import create_app
-from security.audit import AuditLog
+from security.audit import AuditLog, verify
 from security.keys import KeyRing
 from tenantpulse.cli import main
 from tests.support.exporter import app_client, bearer
@@ -157,3 +158,19 @@ def test_sidecar_audits_training_erasure_and_refusals(
     ]
     assert "ok: 5 entries, chain intact" in verified(log, capsys)
     assert all(secret not in log.read_text() for secret in keys.values())
+
+
+def test_a_flood_of_bad_keys_is_budgeted_but_accounted_for(tmp_path: Path) -> None:
+    """Refusals beyond the budget are not written one by one, but the next entry counts them: none is lost."""
+    log = tmp_path / "audit.jsonl"
+    sent = 300
+    with app_client(tmp_path, audit_log=log) as (client, _):
+        for _ in range(sent):
+            assert client.get("/analytics/metrics/t1", headers=bearer("stolen-or-guessed")).status_code == 401
+        time.sleep(0.2)  # let the budget refill by a few entries
+        assert client.get("/analytics/metrics/t1", headers=bearer("stolen-or-guessed")).status_code == 401
+    rows = entries(log)
+    skipped = sum(r["detail"].get("refusals_not_recorded", 0) for r in rows)
+    assert len(rows) < sent  # budgeted
+    assert len(rows) + skipped == sent + 1  # ... and accounted for
+    assert verify(log)[1] is None
