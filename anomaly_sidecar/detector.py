@@ -80,6 +80,8 @@ class Params:
     w_both: float = 0.5  # extra weight when spike and shift agree
     suppress: float = 0.5  # how much of a recent alarm-sized deviation a new one must exceed
     peak_decay: float = 0.99  # per sample: a recent episode is forgotten over a few hundred samples
+    peak_cap: float = 100.0  # one enormous deviation must not mute the series for thousands of samples
+    calib_cap: float = 100.0  # nor swamp its calibration: surprises enter it capped at mean + 100 sd
     peak_floor: float = 3.0  # recent deviations below this (ordinary noise) do not suppress
     clip: float = 6.0  # residuals are winsorised at clip x spread before they update the model
     shift_run: float = 6.0  # this many consecutive large same-sign residuals -> a level shift
@@ -236,8 +238,8 @@ class DetectorBank:
         c_w = np.where(shifted & np.isfinite(pw), x - pw, c_w)
         pd_new = np.where(np.isfinite(pd), pd + a_d * np.clip(x - pd, -lim, lim), x)
         pw_new = np.where(np.isfinite(pw), pw + a_w * np.clip(x - pw, -lim, lim), x)
-        z_mean, z_var = _ew_moments(s["z_mean"], s["z_var"], z, a_c)
-        s_mean, s_var = _ew_moments(s["s_mean"], s["s_var"], np.abs(short), a_c)
+        z_mean, z_var = _ew_moments(s["z_mean"], s["z_var"], z, a_c, p.calib_cap)
+        s_mean, s_var = _ew_moments(s["s_mean"], s["s_var"], np.abs(short), a_c, p.calib_cap)
 
         upd = {
             "count": n + 1,
@@ -250,7 +252,7 @@ class DetectorBank:
             **{f"mse_{m}": new_mses[k] for k, m in enumerate(_MODELS)},
             "run": np.where(shifted, 0.0, run),
             "short": short,
-            "peak": np.maximum(dev, s["peak"] * p.peak_decay),
+            "peak": np.maximum(np.minimum(dev, p.peak_cap), s["peak"] * p.peak_decay),
             "z_mean": z_mean,
             "z_var": z_var,
             "s_mean": s_mean,
@@ -316,8 +318,8 @@ def _choose(errs: np.ndarray, gain: float) -> np.ndarray:
 
 
 def _ew_moments(
-    mean: np.ndarray, var: np.ndarray, v: np.ndarray, a: np.ndarray
+    mean: np.ndarray, var: np.ndarray, v: np.ndarray, a: np.ndarray, cap: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Exponentially weighted mean and variance (West's update)."""
-    d = v - mean
+    """Exponentially weighted mean and variance (West's update) of v capped at mean + cap sd."""
+    d = np.minimum(v, mean + cap * np.sqrt(var)) - mean
     return mean + a * d, (1.0 - a) * (var + a * d * d)

@@ -175,3 +175,18 @@ def test_empty_update_and_per_series_times() -> None:
     assert r.score.shape == (0,)
     r = bank.update(idx, np.array([0.0, 86_400.0]), np.array([1.0, 2.0]))
     assert r.score.shape == (2,) and r.expected.tolist() == [1.0, 2.0]
+
+
+def test_one_absurd_value_does_not_blind_the_detector() -> None:
+    """A bad scrape (1e12) alarms, and a clear spike two days later still alarms: neither the
+    suppression of repeated alarms nor the calibration is swamped by one enormous deviation
+    (the series is less sensitive for a while: documented limit)."""
+    bank = DetectorBank(warmup=DAY_STEPS)
+    idx = bank.add(1)
+    t, x = seasonal(5 * DAY_STEPS, seed=13)
+    bad, later = 2 * DAY_STEPS, 4 * DAY_STEPS
+    x[bad] = 1e12
+    x[later] += 100  # 50 noise sigmas
+    _, alarms = run(bank, idx, t, x)
+    assert alarms[bad, 0]
+    assert alarms[later, 0]
