@@ -6,7 +6,9 @@ Removes the tenant from every place the bundle keeps it and answers what was rem
 2. Prometheus (``--prometheus-url``), when its admin API is on: ``delete_series`` + ``clean_tombstones``;
 3. the anomaly sidecar (``--sidecar-url`` with ``--sidecar-key-file``, an admin key for the sidecar):
    its models, outputs and state file;
-4. Prometheus once more, for the sidecar's scores of the tenant scraped between steps 2 and 3.
+4. Prometheus once more, after every target was scraped again (bounded wait): this removes the
+   sidecar's scores scraped between steps 2 and 3 and the staleness markers Prometheus writes for
+   vanished series, which would otherwise keep the tenant's label sets in its index.
 
 The exporter stops exposing the tenant first, so no new samples can arrive while the rest is erased.
 A place that is not configured is reported ``not_configured``; one that fails is reported with the
@@ -16,6 +18,8 @@ Mounted on the exporter app through ``exporters.app.ROUTER_MODULES``; audited by
 
 from __future__ import annotations
 
+import time
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,12 +29,15 @@ from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from anomaly_sidecar.reader import parse_duration
 from exporters.api_models import ERROR_RESPONSES
 from exporters.auth import require_scope
 from exporters.catalog import TENANT, TENANT_ID_PATTERN
 from security.keys import ApiKey
+from tenantpulse.errors import UsageError
 
 TIMEOUT = 10.0
+MAX_WAIT = 120.0  # seconds to wait for Prometheus's next scrapes before the final deletion
 
 router = APIRouter(prefix="/analytics/tenants", tags=["erasure"], responses=ERROR_RESPONSES)
 Admin = Annotated[ApiKey, Depends(require_scope("admin"))]
@@ -88,8 +95,16 @@ def erase(
     exporter = PlaceReport(status="removed" if removed["removed"] else "nothing_held", detail=removed)
     prometheus = delete_from_prometheus(prometheus_url, tenant)
     sidecar = delete_from_sidecar(sidecar_url, sidecar_key_file, tenant)
-    if sidecar.status == "removed" and prometheus.status == "removed":
+    vanished = removed["removed"] or sidecar.status == "removed" or bool(_get(prometheus.detail, "series"))
+    if prometheus.status == "removed" and vanished:
+        # Each target's next scrape (and each rule group's next evaluation) writes staleness markers
+        # for the series that vanished, which would keep the tenant's label sets in the TSDB.
+        # Once every target has been scraped since, delete again: nothing is left to come back.
+        held = _get(prometheus.detail, "series")
+        waited = wait_for_scrapes(prometheus_url or "", time.time())
         prometheus = delete_from_prometheus(prometheus_url, tenant)
+        if prometheus.detail is not None:
+            prometheus.detail |= {"series": held, "waited_for_scrapes": waited}
     places = (prometheus, sidecar)
     return ErasureReport(
         tenant_id=tenant,
@@ -107,6 +122,8 @@ def delete_from_prometheus(url: str | None, tenant: str) -> PlaceReport:
     base = url.rstrip("/")
     selector = f'{{{TENANT}="{tenant}"}}'  # the tenant id pattern admits nothing that needs escaping
     try:
+        held = requests.get(f"{base}/api/v1/series", params={"match[]": selector}, timeout=TIMEOUT)
+        series = len(held.json().get("data") or []) if held.status_code == 200 else None
         for path, params in (
             ("/api/v1/admin/tsdb/delete_series", {"match[]": selector}),
             ("/api/v1/admin/tsdb/clean_tombstones", None),
@@ -114,9 +131,53 @@ def delete_from_prometheus(url: str | None, tenant: str) -> PlaceReport:
             r = requests.post(base + path, params=params, timeout=TIMEOUT)
             if r.status_code != 204:
                 return PlaceReport(status="failed", reason=f"{path}: HTTP {r.status_code}: {_error(r)}")
-    except requests.RequestException as exc:
+    except (requests.RequestException, ValueError, AttributeError) as exc:
         return PlaceReport(status="failed", reason=f"Prometheus unreachable: {type(exc).__name__}")
-    return PlaceReport(status="removed", detail={"match": selector})
+    return PlaceReport(status="removed", detail={"match": selector, "series": series})
+
+
+def _get(detail: dict[str, Any] | None, key: str) -> Any:
+    return None if detail is None else detail.get(key)
+
+
+def wait_for_scrapes(url: str, since: float) -> str:
+    """Wait until every healthy target was scraped and every rule group evaluated after ``since``.
+
+    Bounded by twice the longest scrape/evaluation interval (at most ``MAX_WAIT``); answers ``done``,
+    ``timeout`` or why it could not tell (the erasure goes on either way)."""
+    deadline: float | None = None
+    while True:
+        try:
+            intervals, last = _scrape_progress(url.rstrip("/"))
+        except (requests.RequestException, ValueError, KeyError, TypeError, UsageError) as exc:
+            return f"unknown: {type(exc).__name__}"
+        if deadline is None:
+            deadline = time.monotonic() + min(MAX_WAIT, 2 * max(intervals, default=0.0) + 1.0)
+        if all(t > since for t in last):
+            return "done"
+        if time.monotonic() >= deadline:
+            return "timeout"
+        time.sleep(0.1)
+
+
+def _scrape_progress(base: str) -> tuple[list[float], list[float]]:
+    """(scrape and evaluation intervals, last scrape / evaluation times) of healthy targets and rule groups."""
+    targets = requests.get(f"{base}/api/v1/targets", params={"state": "active"}, timeout=TIMEOUT).json()
+    groups = requests.get(f"{base}/api/v1/rules", timeout=TIMEOUT).json()
+    up = [t for t in targets["data"]["activeTargets"] if t["health"] == "up"]
+    intervals = [parse_duration(t["scrapeInterval"]) for t in up] + [
+        float(g["interval"]) for g in groups["data"]["groups"]
+    ]
+    last = [_unix(t["lastScrape"]) for t in up] + [
+        _unix(g["lastEvaluation"]) for g in groups["data"]["groups"]
+    ]
+    return intervals, last
+
+
+def _unix(rfc3339: str) -> float:
+    """Prometheus's RFC 3339 times carry nanoseconds; Python parses up to microseconds."""
+    head, _, frac = rfc3339.rstrip("Z").partition(".")
+    return datetime.fromisoformat(f"{head}.{(frac + '000000')[:6]}+00:00").timestamp()
 
 
 def delete_from_sidecar(url: str | None, key_file: Path | None, tenant: str) -> PlaceReport:
@@ -131,9 +192,12 @@ def delete_from_sidecar(url: str | None, key_file: Path | None, tenant: str) -> 
         r = requests.delete(f"{url.rstrip('/')}/analytics/tenants/{tenant}", headers=headers, timeout=TIMEOUT)
     except requests.RequestException as exc:
         return PlaceReport(status="failed", reason=f"sidecar unreachable: {type(exc).__name__}")
-    if r.status_code != 200:
+    try:
+        detail = r.json() if r.status_code == 200 else None
+    except ValueError:
+        detail = None
+    if not isinstance(detail, dict):
         return PlaceReport(status="failed", reason=f"sidecar answered HTTP {r.status_code}: {_error(r)}")
-    detail = r.json()
     return PlaceReport(status="removed" if detail.get("series") else "nothing_held", detail=detail)
 
 
@@ -142,4 +206,6 @@ def _error(r: requests.Response) -> str:
         body = r.json()
     except ValueError:
         return r.text[:200]
+    if not isinstance(body, dict):
+        return str(body)[:200]
     return str(body.get("error") or body.get("reason") or body)[:200]

@@ -145,6 +145,8 @@ def test_erasure_removes_the_tenant_everywhere_and_keeps_the_others(stack: dict[
     assert report["complete"] is True, report
     assert report["exporter"]["status"] == "removed" and report["exporter"]["detail"]["series"] > 0
     assert report["prometheus"]["status"] == "removed"
+    assert report["prometheus"]["detail"]["waited_for_scrapes"] == "done"
+    assert report["prometheus"]["detail"]["series"] > 0
     assert report["sidecar"]["status"] == "removed" and report["sidecar"]["detail"]["series"] == 1
 
     def erased_everywhere() -> None:
