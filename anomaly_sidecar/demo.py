@@ -19,13 +19,14 @@ from typing import Any
 import requests
 import yaml
 
-from anomaly_sidecar.reader import parse_duration
+from anomaly_sidecar.reader import format_duration, parse_duration
 from exporters import catalog as c
 from tenantpulse.demo import REPO, DemoContext, Process, pick_port
 
 WATCHED = "request_rate,error_rate,p95_latency,plays_per_minute"
 SPIKE_SECONDS = 120.0
 CALM_SAMPLES = 200  # samples per series before the injected anomaly (the detector's calibration settles)
+RATE_STEPS = 8  # rate() window in scrape intervals: short enough that a change shows within a few cycles
 
 
 class SidecarComponent:
@@ -69,8 +70,9 @@ class SidecarComponent:
                 "--api-keys", str(self.keys_file),
                 "--state-file", str(ctx.workdir / "sidecar.state"),
                 "--indicators", WATCHED,
-                "--interval", interval, "--rate-window", "1m", "--backfill", "1h",
-                "--forecast-horizon", "10m", "--forecast-every", "1m", "--forecast-history", "1h",
+                "--interval", interval, "--rate-window", format_duration(RATE_STEPS * self.interval),
+                "--backfill", "1h",
+                "--forecast-horizon", "2m", "--forecast-every", "1m", "--forecast-history", "30m",
                 "--forecast-step", interval,
             ],
             ctx.workdir,
