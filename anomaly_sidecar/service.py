@@ -398,9 +398,17 @@ class SidecarService:
                 self._publish(CycleReport(at=time.time()), series_changed=False)
                 log.warning("backfill failed, retrying", error=str(exc))
                 self._stop.wait(cfg.interval)
+            except Exception:  # noqa: BLE001 - keep the loop alive; the next attempt may well work
+                log.exception("backfill failed, retrying")
+                self._stop.wait(cfg.interval)
         next_at = time.monotonic()
         while not self._stop.is_set():
-            report = self.cycle()
+            try:
+                report = self.cycle()
+            except Exception:  # noqa: BLE001 - a bug in one cycle must not stop the loop for good
+                log.exception("cycle failed")
+                self.stale = True  # the last good values are what is served, so say they are stale
+                self._publish(CycleReport(at=time.time()), series_changed=False)
             self.ready.set()
             now = time.monotonic()
             if cfg.state_path and now - self._last_state_save >= cfg.state_every:

@@ -19,6 +19,7 @@ from anomaly_sidecar.reader import PrometheusReader, format_duration
 from anomaly_sidecar.service import ServiceConfig, SidecarService
 from exporters import catalog as c
 from exporters import indicators
+from tests.support.ports import wait_until
 from tests.support.sidecar import FakePrometheusApi, matrix_answer, vector_answer
 
 WATCH = ("request_rate", "error_rate")
@@ -263,3 +264,25 @@ def test_incompatible_state_is_set_aside_and_the_sidecar_starts_fresh(
     assert not path.exists() and len(list(tmp_path.glob("state.bin.rejected-*"))) == 1
     fresh.cycle()
     assert len(fresh.registry) == len(TENANTS) * len(WATCH)
+
+
+def test_the_loop_survives_a_failing_cycle(world: tuple[World, FakePrometheusApi]) -> None:
+    _, api = world
+    svc = make_service(api, interval=0.05, backfill=5.0, forecast_every=3600.0)
+    real_learn = svc.learn
+    calls = {"n": 0}
+
+    def flaky(*args: Any) -> tuple[int, int]:
+        calls["n"] += 1
+        if calls["n"] in (2, 5):  # during the backfill (calls 1-2, retried as 3-4), then in a cycle
+            raise RuntimeError("boom")
+        return real_learn(*args)
+
+    svc.learn = flaky  # type: ignore[method-assign]
+    svc.start()
+    try:
+        wait_until(lambda: calls["n"] >= 8, timeout=20, what="cycles after the failures")
+        wait_until(lambda: not svc.stale, timeout=5, what="stale cleared by the next good cycle")
+    finally:
+        svc.stop()
+    assert len(svc.registry) == len(TENANTS) * len(WATCH)
