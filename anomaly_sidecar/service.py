@@ -408,7 +408,8 @@ class SidecarService:
             except Exception:  # noqa: BLE001 - a bug in one cycle must not stop the loop for good
                 log.exception("cycle failed")
                 self.stale = True  # the last good values are what is served, so say they are stale
-                self._publish(CycleReport(at=time.time()), series_changed=False)
+                report = CycleReport(at=time.time())
+                self._publish(report, series_changed=False)
             self.ready.set()
             now = time.monotonic()
             if cfg.state_path and now - self._last_state_save >= cfg.state_every:
