@@ -4,7 +4,7 @@ Add ``SidecarComponent`` to ``tenantpulse.demo.COMPONENTS`` after ``PrometheusCo
 sidecar's scrape job, starts ``tenantpulse sidecar`` against the demo Prometheus once Prometheus is up,
 cycling at the scrape interval. Unless ``--misbehave`` already made a tenant misbehave from the start
 (then that behaviour is what the sidecar learns as normal), it injects an anomaly itself: once the
-models are past their warm-up, the last tenant gets an error spike for ``SPIKE_SECONDS``; the scores
+models are past their warm-up, the first (busiest) tenant gets an error spike for ``SPIKE_SECONDS``; the scores
 that cross the threshold are printed as they happen.
 """
 
@@ -48,7 +48,7 @@ class SidecarComponent:
             {"job_name": "tenantpulse-sidecar", "static_configs": [{"targets": [f"127.0.0.1:{self.port}"]}]}
         )
         ctx.urls["anomaly sidecar"] = f"{self.url}/metrics"
-        self.target = None if ctx.args.misbehave else ctx.tenants[-1]
+        self.target = None if ctx.args.misbehave else ctx.tenants[0]  # the busiest: the clearest signal
         minutes = CALM_SAMPLES * self.interval / 60
         ctx.notes.append(
             f"anomaly scores:  {c.ANOMALY_SCORE.name}  (models warm up for ~{minutes:.0f} min at "

@@ -48,6 +48,6 @@ def test_demo_runs_the_sidecar_against_its_prometheus(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, out
-    assert "anomaly sidecar" in out and "injects an error spike into initech" in out
+    assert "anomaly sidecar" in out and "injects an error spike into acme" in out
     assert (tmp_path / "sidecar.state").stat().st_size > 0  # saved on the way out
     assert "Traceback" not in (tmp_path / "logs" / "sidecar.log").read_text()
