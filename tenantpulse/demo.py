@@ -1,9 +1,10 @@
-"""``tenantpulse demo``: the exporter, synthetic traffic for three tenants and a real Prometheus, locally.
+"""``tenantpulse demo``: the whole stack on loopback with embedded defaults.
 
-The demo is an ordered list of components. Each one first ``prepare``s (claims ports, adds scrape jobs,
-rule files or Alertmanager targets to the shared context), then all ``start`` in order, and they ``stop``
-in reverse order on Ctrl-C, SIGTERM or when ``--duration`` runs out. Alerting (Alertmanager and its
-sinks) and the anomaly sidecar join by adding a class to ``COMPONENTS``.
+Exporter, synthetic traffic for three tenants, Prometheus with the generated alert rules, Alertmanager
+delivering to local Slack/SMTP sinks, and the anomaly sidecar. The demo is an ordered list of
+components. Each one first ``prepare``s (claims ports, adds scrape jobs, rule files or Alertmanager
+targets to the shared context), then all ``start`` in order, and they ``stop`` in reverse order on
+Ctrl-C, SIGTERM or when ``--duration`` runs out.
 """
 
 from __future__ import annotations
@@ -246,8 +247,27 @@ class PrometheusComponent:
         self.process.stop()
 
 
-# The demo's parts, in start order (stopped in reverse). Add Alertmanager / sinks / the sidecar here.
-COMPONENTS: list[Callable[[], Component]] = [ExporterComponent, TrafficComponent, PrometheusComponent]
+def _alerting() -> Component:
+    from alert_rules.demo import AlertingComponent  # imports this module, so resolved at run time
+
+    return AlertingComponent()
+
+
+def _sidecar() -> Component:
+    from anomaly_sidecar.demo import SidecarComponent  # imports this module, so resolved at run time
+
+    return SidecarComponent()
+
+
+# The demo's parts, in start order (stopped in reverse). Alerting adds the rule file and Alertmanager
+# target Prometheus starts with; the sidecar needs Prometheus running.
+COMPONENTS: list[Callable[[], Component]] = [
+    ExporterComponent,
+    TrafficComponent,
+    _alerting,
+    PrometheusComponent,
+    _sidecar,
+]
 
 
 def events_seen_by_prometheus(prometheus_url: str) -> dict[str, float]:
@@ -314,16 +334,20 @@ def run(args: argparse.Namespace) -> int:
 def register(root: Any, generate: Any) -> None:
     p = root.add_parser(
         "demo",
-        help="run exporter + synthetic traffic (3 tenants) + Prometheus locally",
-        description="Start the exporter, a traffic generator for three tenants and a real Prometheus scraping "
-        "it; print where to look; stop everything on Ctrl-C or after --duration.",
+        help="run the local stack: exporter, traffic for 3 tenants, Prometheus, Alertmanager, anomaly sidecar",
+        description="Start the exporter, a traffic generator for three tenants, a real Prometheus scraping it "
+        "with the generated alert rules, a real Alertmanager delivering to local Slack/SMTP sinks, and the "
+        "anomaly sidecar, which injects an error spike into one tenant once its models are warm; print where "
+        "to look; stop everything on Ctrl-C or after --duration.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--duration", type=float, default=None, metavar="SECONDS", help="stop after this long")
     p.add_argument("--workdir", default=".demo", help="keys, configs, Prometheus data and logs go here")
     p.add_argument("--exporter-port", type=int, default=9464, help="0: any free port")
     p.add_argument("--prometheus-port", type=int, default=9090, help="0: any free port")
-    p.add_argument("--scrape-interval", default="5s", help="Prometheus scrape/evaluation interval")
+    p.add_argument(
+        "--scrape-interval", default="1s", help="Prometheus scrape/evaluation and sidecar cycle interval"
+    )
     p.add_argument("--day-seconds", type=float, default=600.0, help="length of one synthetic traffic 'day'")
     p.add_argument(
         "--misbehave", metavar="TENANT:MODE", help=f"make a tenant misbehave: {', '.join(MISBEHAVIOURS)}"
