@@ -21,7 +21,8 @@ RUN_DEMO = """
 import sys
 from tenantpulse import cli, demo
 from anomaly_sidecar.demo import SidecarComponent
-demo.COMPONENTS.append(SidecarComponent)
+if not any(isinstance(make(), SidecarComponent) for make in demo.COMPONENTS):  # the lead may have added it
+    demo.COMPONENTS.append(SidecarComponent)
 sys.exit(cli.main(["demo", *sys.argv[1:]]))
 """
 
