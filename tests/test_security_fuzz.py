@@ -29,7 +29,7 @@ from tests.support.sidecar import Sidecar
 
 pytestmark = pytest.mark.integration
 
-EXAMPLES = 25  # per operation; each example is sent with three keys
+EXAMPLES = 20  # per operation; each example is sent with three keys
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 SENT: Counter[str] = Counter()
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck))
@@ -56,7 +56,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             "--rate-limit", "1000000",
         ],
     ).start()  # fmt: skip
-    prom = Prometheus(work, [exporter.scrape_config()])
+    prom = Prometheus(work, [exporter.scrape_config()], scrape_interval="250ms")  # short erasure waits
     prom.port, prom.url = prom_port, f"http://127.0.0.1:{prom_port}"
     prom.start()
     sidecar = Sidecar(work / "sidecar", prom.url, port=sidecar_port, extra_args=["--backfill", "10s"]).start()
