@@ -36,7 +36,8 @@ AUDITED: dict[tuple[str, str], str] = {
 }
 TARGET_PARAMS = ("alert_id", "dashboard_id", "tenant_id")
 REFUSALS_PER_SECOND, REFUSAL_BURST = 20.0, 100.0
-MAX_CAPTURE = 64 * 1024  # answers of audited routes are small; a bigger one is not parsed for its id
+MAX_CAPTURE = 64 * 1024
+MAX_FIELD = 128  # answers of audited routes are small; a bigger one is not parsed for its id
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
@@ -119,8 +120,8 @@ class AuditTrail:
                 actor=actor,
                 action=action or f"{scope['method']} {route or 'unmatched'}",
                 outcome=outcome(status),
-                tenant=str(tenant) if tenant is not None else None,
-                target=str(target) if target is not None else None,
+                tenant=_clip(tenant),
+                target=_clip(target),
                 request_id=state.get("request_id") or _request_id(scope),
                 status=status,
                 **extra,
@@ -140,6 +141,11 @@ def _actor(scope: Scope) -> tuple[str, str | None]:
     if key is None:
         return "unknown-key", None
     return key.key_id, None if key.tenant == "*" else key.tenant
+
+
+def _clip(value: object) -> str | None:
+    """Path values are the caller's text: keep entries bounded (JSON encoding keeps them one line)."""
+    return None if value is None else str(value)[:MAX_FIELD]
 
 
 def _json(body: bytes) -> dict[str, Any]:
