@@ -107,3 +107,27 @@ authorization:
     name: {{ include "tenantpulse.keysSecretName" . }}
     key: metrics-token
 {{- end }}
+
+{{/* "true" when the exporter erases tenants from the sidecar too (exporter.erasure.sidecar). */}}
+{{- define "tenantpulse.erasesSidecar" -}}
+{{- if and .Values.exporter.enabled .Values.sidecar.enabled .Values.exporter.erasure.sidecar }}true{{ end }}
+{{- end }}
+
+{{/* The sidecar the exporter erases from: its Service, or shard 0's own Service with several shards
+(the shared one would pick a shard at random; the exporter takes one URL). */}}
+{{- define "tenantpulse.sidecarUrl" -}}
+{{- $name := printf "%s-sidecar" (include "tenantpulse.fullname" .) }}
+{{- if gt (int .Values.sidecar.shards) 1 }}{{ $name = printf "%s-0" $name }}{{ end }}
+{{- printf "http://%s.%s.svc:%v" $name .Release.Namespace .Values.sidecar.service.port }}
+{{- end }}
+
+{{/* Changes whenever what the keys Secret holds may change, so the pods roll and read the new keys:
+the values it is made of, or the data of secret.existingSecret as found in the cluster at upgrade. */}}
+{{- define "tenantpulse.keysChecksum" -}}
+{{- $existing := dict }}
+{{- with .Values.secret.existingSecret }}
+{{- $existing = (lookup "v1" "Secret" $.Release.Namespace .).data | default dict }}
+{{- end }}
+{{- $inputs := dict "secret" .Values.secret "metricsAuth" .Values.exporter.metricsAuth "erasesSidecar" (include "tenantpulse.erasesSidecar" .) "existing" $existing }}
+{{- toJson $inputs | sha256sum }}
+{{- end }}
