@@ -49,6 +49,8 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         "exporter": {
             "replicas": 3,
             "autoscaling": {"enabled": True, "maxReplicas": 8},
+            "auditLog": {"persistence": {"enabled": True, "accessModes": ["ReadWriteMany"]}},
+            "erasure": {"prometheusUrl": "http://prometheus-operated.monitoring.svc:9090"},
             "ingress": {
                 "enabled": True,
                 "className": "nginx",
@@ -69,6 +71,7 @@ SCENARIOS: dict[str, dict[str, Any]] = {
             "smtpPassword": "pw",
         },
         "dashboards": {"datasources": {"enabled": True}},
+        "tls": {"secretName": "tp-tls"},
     },
     "existing-secrets": {
         "secret": {"existingSecret": "tp-keys"},
@@ -131,6 +134,19 @@ def one(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
 
 def subset(selector: dict[str, str], labels: dict[str, str]) -> bool:
     return all(labels.get(k) == v for k, v in selector.items())
+
+
+def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    """A LabelSelector (matchLabels and matchExpressions) against an object's labels."""
+    tests = {
+        "In": lambda e: labels.get(e["key"]) in e["values"],
+        "NotIn": lambda e: labels.get(e["key"]) not in e["values"],
+        "Exists": lambda e: e["key"] in labels,
+        "DoesNotExist": lambda e: e["key"] not in labels,
+    }
+    return subset(selector.get("matchLabels", {}), labels) and all(
+        tests[e["operator"]](e) for e in selector.get("matchExpressions", [])
+    )
 
 
 @pytest.fixture(scope="module", params=sorted(SCENARIOS))
@@ -256,10 +272,12 @@ def test_selectors_and_references_line_up(scenario: tuple[str, list[dict[str, An
             assert {p["targetPort"] for p in svc["spec"]["ports"]} <= port_names
     for sm in of_kind(docs, "ServiceMonitor"):
         assert sm["spec"]["namespaceSelector"]["matchNames"] == [NAMESPACE]
-        targets = [
-            s for s in services if subset(sm["spec"]["selector"]["matchLabels"], s["metadata"]["labels"])
-        ]
+        targets = [s for s in services if selects(sm["spec"]["selector"], s["metadata"]["labels"])]
         assert targets, f"ServiceMonitor {sm['metadata']['name']} selects no Service"
+        scraped = [d for s in targets for d in deployments if subset(s["spec"]["selector"], pod_labels(d))]
+        assert len(scraped) == len({d["metadata"]["name"] for d in scraped}), (
+            f"ServiceMonitor {sm['metadata']['name']} would scrape a pod twice"
+        )
         for svc in targets:
             assert {e["port"] for e in sm["spec"]["endpoints"]} <= {p["name"] for p in svc["spec"]["ports"]}
     for pdb in of_kind(docs, "PodDisruptionBudget"):
@@ -281,7 +299,7 @@ def test_selectors_and_references_line_up(scenario: tuple[str, list[dict[str, An
             selectors = [p["podSelector"]["matchLabels"] for p in peers if "podSelector" in p]
             assert all(any(subset(s, h["metadata"]["labels"]) for s in selectors) for h in hooks)
     secrets = {s["metadata"]["name"]: s for s in of_kind(docs, "Secret")}
-    external = {"tp-state-key", "mimir-reader"} | (
+    external = {"tp-state-key", "mimir-reader", "tp-tls"} | (
         {"tp-keys", "tp-alerting"} if name == "existing-secrets" else set()
     )
     for dep in deployments:
@@ -295,7 +313,9 @@ def test_selectors_and_references_line_up(scenario: tuple[str, list[dict[str, An
                 assert ref in external or set(keys) <= set(secrets[ref]["data"]), (ref, keys)
             if "persistentVolumeClaim" in volume:
                 one(docs, "PersistentVolumeClaim", volume["persistentVolumeClaim"]["claimName"])
-        for env in (e for c in spec["containers"] for e in c["env"] if "valueFrom" in e):
+        for env in (
+            e for c in spec["containers"] for e in c["env"] if "secretKeyRef" in e.get("valueFrom", {})
+        ):
             ref = env["valueFrom"]["secretKeyRef"]
             assert ref["name"] in external or ref["key"] in secrets[ref["name"]]["data"], ref
     for sm in of_kind(docs, "ServiceMonitor"):
@@ -426,7 +446,8 @@ def test_sidecar_shards_split_the_work(chart: helm_python.Chart) -> None:
         d["spec"]["template"]["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"] for d in shards
     }
     assert len(states) == 3, "each shard needs its own state volume"
-    assert all(p["spec"]["storageClassName"] == "fast" for p in of_kind(docs, "PersistentVolumeClaim"))
+    claims = [p for p in of_kind(docs, "PersistentVolumeClaim") if p["metadata"]["name"] in states]
+    assert all(p["spec"]["storageClassName"] == "fast" for p in claims)
     assert all(d["spec"]["strategy"]["type"] == "Recreate" for d in shards)
 
 

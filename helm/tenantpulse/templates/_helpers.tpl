@@ -118,7 +118,7 @@ authorization:
 {{- define "tenantpulse.sidecarUrl" -}}
 {{- $name := printf "%s-sidecar" (include "tenantpulse.fullname" .) }}
 {{- if gt (int .Values.sidecar.shards) 1 }}{{ $name = printf "%s-0" $name }}{{ end }}
-{{- printf "http://%s.%s.svc:%v" $name .Release.Namespace .Values.sidecar.service.port }}
+{{- printf "%s://%s.%s.svc:%v" (include "tenantpulse.scheme" .) $name .Release.Namespace .Values.sidecar.service.port }}
 {{- end }}
 
 {{/* Changes whenever what the keys Secret holds may change, so the pods roll and read the new keys:
@@ -130,4 +130,61 @@ the values it is made of, or the data of secret.existingSecret as found in the c
 {{- end }}
 {{- $inputs := dict "secret" .Values.secret "metricsAuth" .Values.exporter.metricsAuth "erasesSidecar" (include "tenantpulse.erasesSidecar" .) "existing" $existing }}
 {{- toJson $inputs | sha256sum }}
+{{- end }}
+
+{{/* "https" when both servers serve TLS (tls.secretName), else "http". */}}
+{{- define "tenantpulse.scheme" -}}
+{{- ternary "http" "https" (empty .Values.tls.secretName) }}
+{{- end }}
+
+{{/* Server flags, mount and volume for TLS; each empty without tls.secretName. */}}
+{{- define "tenantpulse.tlsArgs" -}}
+{{- if .Values.tls.secretName -}}
+- --tls-cert=/etc/tenantpulse/tls/tls.crt
+- --tls-key=/etc/tenantpulse/tls/tls.key
+{{- end }}
+{{- end }}
+
+{{- define "tenantpulse.tlsMount" -}}
+{{- if .Values.tls.secretName -}}
+- name: tls
+  mountPath: /etc/tenantpulse/tls
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{/* The certificate and key, and the CA (as ca.crt) when tls.caKey is set. Call with (dict "root" $), or (dict "root" $ "caOnly" true) for the CA only. */}}
+{{- define "tenantpulse.tlsVolume" -}}
+{{- with .root.Values.tls }}
+{{- if .secretName -}}
+- name: tls
+  secret:
+    secretName: {{ .secretName }}
+    items:
+      {{- if not $.caOnly }}
+      - {key: tls.crt, path: tls.crt}
+      - {key: tls.key, path: tls.key}
+      {{- end }}
+      {{- if .caKey }}
+      - {key: {{ .caKey }}, path: ca.crt}
+      {{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* ServiceMonitor endpoint fields for an HTTPS target; call with (dict "root" $ "service" "<Service name>"). */}}
+{{- define "tenantpulse.scrapeTls" -}}
+{{- with .root.Values.tls }}
+{{- if .secretName -}}
+scheme: https
+tlsConfig:
+  serverName: {{ printf "%s.%s.svc" $.service $.root.Release.Namespace }}
+  {{- if .caKey }}
+  ca:
+    secret:
+      name: {{ .secretName }}
+      key: {{ .caKey }}
+  {{- end }}
+{{- end }}
+{{- end }}
 {{- end }}
