@@ -517,6 +517,184 @@ def test_metrics_auth_gives_prometheus_a_read_key_for_every_tenant(
     )
 
 
+# --- Security wiring: audit trail, erasure, key rotation, TLS --------------------------------------------
+
+
+def container(deployment: dict[str, Any]) -> dict[str, Any]:
+    return deployment["spec"]["template"]["spec"]["containers"][0]
+
+
+def flag(deployment: dict[str, Any], name: str) -> str | None:
+    values = [a.split("=", 1)[1] for a in args_of(deployment) if a.startswith(f"--{name}=")]
+    assert len(values) <= 1, values
+    return values[0] if values else None
+
+
+def mount_of(deployment: dict[str, Any], path: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The volume mount holding ``path`` (the deepest one) and its volume."""
+    mounts = [m for m in container(deployment)["volumeMounts"] if path.startswith(m["mountPath"] + "/")]
+    assert mounts, f"{path} is on no volume (the root filesystem is read-only)"
+    mount = max(mounts, key=lambda m: len(m["mountPath"]))
+    (volume,) = [v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == mount["name"]]
+    return mount, volume
+
+
+def keyring_from(secret: dict[str, Any], key: str, tmp_path: Path) -> KeyRing:
+    path = tmp_path / key
+    path.write_bytes(base64.b64decode(secret["data"][key]))
+    return KeyRing.from_file(path)
+
+
+def test_audit_logs_are_written_to_writable_volumes(chart: helm_python.Chart) -> None:
+    docs = render(chart, {})
+    exporter = one(docs, "Deployment", f"{RELEASE}-tenantpulse-exporter")
+    assert container(exporter)["securityContext"]["readOnlyRootFilesystem"]
+    mount, volume = mount_of(exporter, flag(exporter, "audit-log") or "")
+    assert not mount.get("readOnly") and "emptyDir" in volume and "subPathExpr" not in mount
+    sidecar = one(docs, "Deployment", f"{RELEASE}-tenantpulse-sidecar-0")
+    audit, state = flag(sidecar, "audit-log") or "", flag(sidecar, "state-file") or ""
+    assert mount_of(sidecar, audit) == mount_of(sidecar, state), (
+        "the sidecar's audit log is on its state volume"
+    )
+
+    production = render(chart, SCENARIOS["production"])
+    exporter = one(production, "Deployment", f"{RELEASE}-tenantpulse-exporter")
+    mount, volume = mount_of(exporter, flag(exporter, "audit-log") or "")
+    claim = one(production, "PersistentVolumeClaim", volume["persistentVolumeClaim"]["claimName"])
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
+    assert claim["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    # Pods sharing the claim write one chain each, in a directory named after the pod.
+    assert mount["subPathExpr"] == "$(POD_NAME)"
+    env = {e["name"]: e for e in container(exporter)["env"]}
+    assert env["POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+
+    off = one(
+        render(chart, {"exporter": {"auditLog": {"enabled": False}}}),
+        "Deployment",
+        exporter["metadata"]["name"],
+    )
+    assert flag(off, "audit-log") is None
+    assert "audit" not in {v["name"] for v in off["spec"]["template"]["spec"]["volumes"]}
+
+
+def test_erasure_key_is_an_admin_key_of_the_sidecar_only(chart: helm_python.Chart, tmp_path: Path) -> None:
+    docs = render(chart, {})
+    secret = one(docs, "Secret", f"{RELEASE}-tenantpulse-keys")
+    token = base64.b64decode(secret["data"]["sidecar-admin-key"]).decode()
+    assert len(token) >= 32
+    on_sidecar = keyring_from(secret, "sidecar-api-keys.yaml", tmp_path).authenticate(token)
+    assert on_sidecar is not None and on_sidecar.allows("any-tenant", "admin")
+    assert on_sidecar.key_id == "exporter-erasure"
+    assert keyring_from(secret, "api-keys.yaml", tmp_path).authenticate(token) is None, (
+        "the erasure key must grant nothing on the exporter"
+    )
+    exporter = one(docs, "Deployment", f"{RELEASE}-tenantpulse-exporter")
+    sidecar = one(docs, "Deployment", f"{RELEASE}-tenantpulse-sidecar-0")
+    key_file = flag(exporter, "sidecar-key-file") or ""
+    mount, volume = mount_of(exporter, key_file)
+    assert {"key": "sidecar-admin-key", "path": key_file.rsplit("/", 1)[1]} in volume["secret"]["items"]
+    _, sidecar_keys = mount_of(sidecar, flag(sidecar, "api-keys") or "")
+    assert {"key": "sidecar-api-keys.yaml", "path": "api-keys.yaml"} in sidecar_keys["secret"]["items"]
+    # The URL names the sidecar's Service, which selects the sidecar's pod; its NetworkPolicy lets the exporter in.
+    url = flag(exporter, "sidecar-url") or ""
+    assert url == f"http://{RELEASE}-tenantpulse-sidecar.{NAMESPACE}.svc:9108"
+    service = one(docs, "Service", f"{RELEASE}-tenantpulse-sidecar")
+    assert subset(service["spec"]["selector"], pod_labels(sidecar))
+    policy = one(docs, "NetworkPolicy", f"{RELEASE}-tenantpulse-sidecar")
+    peers = [
+        p["podSelector"]["matchLabels"]
+        for r in policy["spec"]["ingress"]
+        for p in r["from"]
+        if "podSelector" in p
+    ]
+    assert any(subset(s, pod_labels(exporter)) for s in peers)
+    assert flag(exporter, "prometheus-url") is None, "Prometheus erasure needs its admin API: opt-in"
+
+
+def test_erasure_with_shards_reaches_shard_zero_and_prometheus(chart: helm_python.Chart) -> None:
+    docs = render(chart, SCENARIOS["production"])
+    exporter = one(docs, "Deployment", f"{RELEASE}-tenantpulse-exporter")
+    assert flag(exporter, "prometheus-url") == "http://prometheus-operated.monitoring.svc:9090"
+    url = flag(exporter, "sidecar-url") or ""
+    service = one(docs, "Service", url.split("://")[1].split(".")[0])
+    backing = [d for d in of_kind(docs, "Deployment") if subset(service["spec"]["selector"], pod_labels(d))]
+    assert [d["metadata"]["name"] for d in backing] == [f"{RELEASE}-tenantpulse-sidecar-0"]
+    assert "--shard-index=0" in args_of(backing[0])
+
+
+def test_erasure_off_or_with_an_existing_secret(chart: helm_python.Chart) -> None:
+    docs = render(chart, {"exporter": {"erasure": {"sidecar": False}}})
+    exporter = one(docs, "Deployment", f"{RELEASE}-tenantpulse-exporter")
+    assert flag(exporter, "sidecar-url") is None and flag(exporter, "sidecar-key-file") is None
+    assert "sidecar-admin-key" not in one(docs, "Secret", f"{RELEASE}-tenantpulse-keys")["data"]
+    sidecar = one(docs, "Deployment", f"{RELEASE}-tenantpulse-sidecar-0")
+    _, keys = mount_of(sidecar, flag(sidecar, "api-keys") or "")
+    assert [i["key"] for i in keys["secret"]["items"]] == ["api-keys.yaml"]
+    policy = one(docs, "NetworkPolicy", f"{RELEASE}-tenantpulse-sidecar")
+    assert not any("podSelector" in p for r in policy["spec"]["ingress"] for p in r["from"])
+
+    existing = render(chart, SCENARIOS["existing-secrets"])
+    exporter = one(existing, "Deployment", f"{RELEASE}-tenantpulse-exporter")
+    _, volume = mount_of(exporter, flag(exporter, "sidecar-key-file") or "")
+    assert volume["secret"]["secretName"] == "tp-keys"
+    sidecar = one(existing, "Deployment", f"{RELEASE}-tenantpulse-sidecar-0")
+    _, keys = mount_of(sidecar, flag(sidecar, "api-keys") or "")
+    assert [i["key"] for i in keys["secret"]["items"]] == ["api-keys.yaml"]  # holds the erasure key's hash
+
+
+def test_changed_keys_roll_both_components(chart: helm_python.Chart) -> None:
+    def checksums(values: dict[str, Any]) -> set[str]:
+        return {
+            d["spec"]["template"]["metadata"]["annotations"]["checksum/keys"]
+            for d in of_kind(render(chart, values), "Deployment")
+        }
+
+    before = checksums(SCENARIOS["production"])
+    assert len(before) == 1 and before == checksums(SCENARIOS["production"]), (
+        "an unchanged release must not roll (generated secrets are read back, not part of the checksum)"
+    )
+    rotated = copy.deepcopy(SCENARIOS["production"])
+    rotated["secret"]["apiKeys"][0]["key"] = "t1-ingest-key-rotated-2026"
+    after = checksums(rotated)
+    assert len(after) == 1 and after != before
+    assert checksums({"exporter": {"metricsAuth": True}}) != checksums({})
+
+
+def test_tls_switches_servers_probes_and_scrapes_to_https(chart: helm_python.Chart) -> None:
+    docs = render(chart, SCENARIOS["production"])
+    for dep in of_kind(docs, "Deployment"):
+        for name, key in (("tls-cert", "tls.crt"), ("tls-key", "tls.key")):
+            path = flag(dep, name) or ""
+            _, volume = mount_of(dep, path)
+            assert volume["secret"]["secretName"] == "tp-tls"
+            assert {"key": key, "path": path.rsplit("/", 1)[1]} in volume["secret"]["items"]
+        probes = [container(dep)[p]["httpGet"] for p in ("startupProbe", "livenessProbe", "readinessProbe")]
+        assert {p["scheme"] for p in probes} == {"HTTPS"}
+    exporter = one(docs, "Deployment", f"{RELEASE}-tenantpulse-exporter")
+    assert (flag(exporter, "sidecar-url") or "").startswith("https://")
+    bundle = {e["name"]: e.get("value") for e in container(exporter)["env"]}["REQUESTS_CA_BUNDLE"]
+    _, volume = mount_of(exporter, bundle)
+    assert {"key": "ca.crt", "path": "ca.crt"} in volume["secret"]["items"]
+    services = of_kind(docs, "Service")
+    for sm in of_kind(docs, "ServiceMonitor"):
+        (service,) = [s for s in services if selects(sm["spec"]["selector"], s["metadata"]["labels"])]
+        for endpoint in sm["spec"]["endpoints"]:
+            assert endpoint["scheme"] == "https"
+            assert endpoint["tlsConfig"]["serverName"] == f"{service['metadata']['name']}.{NAMESPACE}.svc"
+            assert endpoint["tlsConfig"]["ca"] == {"secret": {"name": "tp-tls", "key": "ca.crt"}}
+    hook = one(docs, "Pod", f"{RELEASE}-tenantpulse-test-exporter")["spec"]["containers"][0]
+    env = {e["name"]: e["value"] for e in hook["env"]}
+    assert env["TARGET"] == f"https://{RELEASE}-tenantpulse-exporter.{NAMESPACE}.svc:8080/readyz"
+    assert env["SSL_CERT_FILE"].startswith(hook["volumeMounts"][0]["mountPath"] + "/")
+
+    plain = render(chart, {})
+    assert all(
+        container(d)["readinessProbe"]["httpGet"]["scheme"] == "HTTP" and flag(d, "tls-cert") is None
+        for d in of_kind(plain, "Deployment")
+    )
+    assert not any("scheme" in e for sm in of_kind(plain, "ServiceMonitor") for e in sm["spec"]["endpoints"])
+
+
 # --- Bad values are refused by the schema -------------------------------------------------------------
 
 BAD_VALUES = [
@@ -532,6 +710,10 @@ BAD_VALUES = [
     ({"secret": {"apiKeys": [{"key": PLAIN_KEY, "tenant": "t1", "scopes": ["root"]}]}}, "scopes"),
     ({"serviceMonitor": {"perTenant": {"tenants": ["bad tenant"]}}}, "tenants"),
     ({"serviceMonitor": {"interval": "fast"}}, "interval"),
+    ({"exporter": {"erasure": {"prometheusUrl": "prometheus:9090"}}}, "prometheusUrl"),
+    ({"exporter": {"auditLog": {"persistence": {"size": "lots"}}}}, "size"),
+    ({"exporter": {"auditLog": {"path": "/tmp/a"}}}, "path"),
+    ({"tls": {"secret": "tp-tls"}}, "secret"),
 ]
 
 
