@@ -15,7 +15,7 @@ from alert_rules.alertmanager import write_alertmanager
 from alert_rules.rules import RULES_FILE, write_rules
 from alert_rules.sinks import MailSink, WebhookSink, describe_mail, describe_payload
 from alert_rules.spec import Spec, parse_spec
-from tenantpulse.demo import DemoContext, Process, pick_port
+from tenantpulse.demo import DemoContext, child, pick_port
 from tenantpulse.errors import UsageError
 
 
@@ -93,7 +93,7 @@ class AlertingComponent:
             "alerts: TenantHighErrorRate pages when a tenant's error rate > 10% for 30s "
             "(try --misbehave acme:error_spike); notifications are printed here as they arrive"
         )
-        self.process = Process(
+        self.process = child(
             "alertmanager",
             [
                 binary,
@@ -102,7 +102,7 @@ class AlertingComponent:
                 f"--web.listen-address=127.0.0.1:{port}",
                 "--cluster.listen-address=",
             ],
-            ctx.workdir,
+            ctx,
         )
 
     def start(self, ctx: DemoContext) -> None:

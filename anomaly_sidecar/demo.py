@@ -10,8 +10,6 @@ that cross the threshold are printed as they happen.
 
 from __future__ import annotations
 
-import os
-import sys
 import threading
 import time
 from typing import Any
@@ -21,7 +19,8 @@ import yaml
 
 from anomaly_sidecar.reader import format_duration, parse_duration
 from exporters import catalog as c
-from tenantpulse.demo import REPO, DemoContext, Process, pick_port
+from tenantpulse.demo import DemoContext, child, pick_port
+from tenantpulse.processes import python_env, tenantpulse_command
 
 WATCHED = "request_rate,error_rate,p95_latency,plays_per_minute"
 SPIKE_SECONDS = 120.0
@@ -61,10 +60,10 @@ class SidecarComponent:
 
     def start(self, ctx: DemoContext) -> None:
         interval = ctx.args.scrape_interval
-        self.process = Process(
+        self.process = child(
             "sidecar",
-            [
-                sys.executable, "-m", "tenantpulse.cli", "sidecar",
+            tenantpulse_command(
+                "sidecar",
                 "--prometheus-url", ctx.values["prometheus_url"],
                 "--host", "127.0.0.1", "--port", str(self.port),
                 "--api-keys", str(self.keys_file),
@@ -74,9 +73,9 @@ class SidecarComponent:
                 "--backfill", "1h",
                 "--forecast-horizon", "2m", "--forecast-every", "1m", "--forecast-history", "30m",
                 "--forecast-step", interval,
-            ],
-            ctx.workdir,
-            env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))},
+            ),
+            ctx,
+            env=python_env(),
         )  # fmt: skip
         self.process.start(f"{self.url}/healthz")
         traffic = ctx.values.get("traffic")

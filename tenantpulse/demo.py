@@ -10,19 +10,17 @@ Ctrl-C, SIGTERM or when ``--duration`` runs out.
 from __future__ import annotations
 
 import argparse
-import os
 import secrets
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import time
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import Any, Protocol
 
 import requests
 import yaml
@@ -31,9 +29,9 @@ from exporters import catalog as c
 from exporters import indicators
 from exporters.traffic import MISBEHAVIOURS, TenantProfile, TrafficGenerator
 from tenantpulse.errors import UsageError
+from tenantpulse.processes import ChildProcess, python_env, tenantpulse_command
 
 TENANTS = ("acme", "globex", "initech")
-REPO = Path(__file__).resolve().parents[1]
 
 
 @dataclass
@@ -70,53 +68,9 @@ def pick_port(preferred: int) -> int:
         return s.getsockname()[1]
 
 
-def wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise UsageError(f"{proc.args[0]} exited with {proc.returncode}; see {log}")
-        try:
-            if requests.get(url, timeout=1).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    raise UsageError(f"{url} not ready after {timeout:.0f}s; see {log}")
-
-
-class Process:
-    """A child process with its output in ``<workdir>/logs/<name>.log``, stopped with SIGTERM then SIGKILL."""
-
-    def __init__(
-        self, name: str, command: list[str], workdir: Path, env: dict[str, str] | None = None
-    ) -> None:
-        self.name = name
-        self.command = command
-        self.log_path = workdir / "logs" / f"{name}.log"
-        self.env = env
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
-
-    def start(self, ready_url: str) -> None:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            self.command, stdout=self._log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True
-        )
-        wait_ready(ready_url, self.proc, self.log_path)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.proc = None
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+def child(name: str, command: list[str], ctx: DemoContext, env: dict[str, str] | None = None) -> ChildProcess:
+    """A demo process logging to ``<workdir>/logs/<name>.log``."""
+    return ChildProcess(name, command, ctx.workdir / "logs" / f"{name}.log", env=env)
 
 
 class ExporterComponent:
@@ -141,25 +95,13 @@ class ExporterComponent:
         ctx.scrape_configs.append(
             {"job_name": "tenantpulse-exporter", "static_configs": [{"targets": [f"127.0.0.1:{self.port}"]}]}
         )
-        self.process = Process(
+        self.process = child(
             self.name,
-            [
-                sys.executable,
-                "-m",
-                "tenantpulse.cli",
-                "exporter",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--api-keys",
-                str(self.keys_file),
-            ],
-            ctx.workdir,
-            env={
-                **os.environ,
-                "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-            },
+            tenantpulse_command(
+                "exporter", "--host", "127.0.0.1", "--port", str(self.port), "--api-keys", str(self.keys_file)
+            ),
+            ctx,
+            env=python_env(),
         )
 
     def start(self, ctx: DemoContext) -> None:
@@ -226,7 +168,7 @@ class PrometheusComponent:
             config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": ctx.alertmanagers}]}]}
         config_path = ctx.workdir / "prometheus.yml"
         config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-        self.process = Process(
+        self.process = child(
             self.name,
             [
                 self.binary or "prometheus",
@@ -235,7 +177,7 @@ class PrometheusComponent:
                 f"--web.listen-address=127.0.0.1:{self.port}",
                 "--web.enable-lifecycle",
             ],
-            ctx.workdir,
+            ctx,
         )
         self.process.start(f"{self.url}/-/ready")
         for name in ("request_rate", "error_rate", "p95_latency", "revenue_rate"):

@@ -8,7 +8,6 @@ with exemplar storage (so it scrapes OpenMetrics and keeps the exemplars).
 from __future__ import annotations
 
 import re
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from grafana import spec as s
 from grafana.render import to_data
 from tests.support.exporter import Exporter
 from tests.support.ports import wait_until
-from tests.support.prometheus import Prometheus, require
+from tests.support.prometheus import Prometheus
 from tests.test_dashboards_structure import panels_of
 
 pytestmark = pytest.mark.integration
@@ -29,23 +28,7 @@ TENANT = "t1"
 
 
 class ExemplarPrometheus(Prometheus):
-    """The harness's Prometheus, started with ``--enable-feature=exemplar-storage``."""
-
-    def start(self) -> ExemplarPrometheus:
-        self.log = open(self.workdir / "prometheus.log", "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [
-                require("prometheus"),
-                f"--config.file={self.config_path}",
-                f"--storage.tsdb.path={self.workdir / 'data'}",
-                f"--web.listen-address=127.0.0.1:{self.port}",
-                "--enable-feature=exemplar-storage",
-            ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        wait_until(lambda: requests.get(f"{self.url}/-/ready", timeout=1).ok, what="prometheus ready")
-        return self
+    """The harness's Prometheus with a query for exemplars; started with ``--enable-feature=exemplar-storage``."""
 
     def exemplars(self, expr: str) -> list[dict[str, str]]:
         r = requests.get(
@@ -64,7 +47,11 @@ def prom(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExemplarPrometheu
         mp.delenv("OTEL_SDK_DISABLED", raising=False)
         with Exporter(work / "exporter", tenants=(TENANT,)) as exporter:
             (work / "prometheus").mkdir()
-            with ExemplarPrometheus(work / "prometheus", [exporter.scrape_config("tenantpulse")]) as p:
+            with ExemplarPrometheus(
+                work / "prometheus",
+                [exporter.scrape_config("tenantpulse")],
+                extra_args=["--enable-feature=exemplar-storage"],
+            ) as p:
                 wait_until(p.targets_up, what="exporter scraped")
                 event = {"tenant_id": TENANT, "event_type": "song_play", "metadata": {"duration_ms": 120}}
 

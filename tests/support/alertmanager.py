@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import requests
 
-from tests.support.ports import free_port, wait_until
+from tenantpulse.processes import ChildProcess
+from tests.support.ports import free_port
 from tests.support.prometheus import require
 
 
@@ -21,41 +21,24 @@ class Alertmanager:
         self.port = free_port()
         self.target = f"127.0.0.1:{self.port}"
         self.url = f"http://{self.target}"
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = workdir / "alertmanager.log"
+        self.child: ChildProcess | None = None
 
     def start(self) -> Alertmanager:
-        binary = require("prometheus-alertmanager")
-        self.log_path = self.workdir / "alertmanager.log"
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={self.config_file}",
-                f"--storage.path={self.workdir / 'am-data'}",
-                f"--web.listen-address={self.target}",
-                "--cluster.listen-address=",
-            ],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-
-        def ready() -> bool:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(f"alertmanager exited:\n{self.log_path.read_text()}")
-            return requests.get(f"{self.url}/-/ready", timeout=1).ok
-
-        wait_until(ready, what="alertmanager ready")
+        command = [
+            require("prometheus-alertmanager"),
+            f"--config.file={self.config_file}",
+            f"--storage.path={self.workdir / 'am-data'}",
+            f"--web.listen-address={self.target}",
+            "--cluster.listen-address=",
+        ]
+        self.child = ChildProcess("alertmanager", command, self.log_path)
+        self.child.start(f"{self.url}/-/ready", timeout=30)
         return self
 
     def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-            self.proc = None
-            self._log.close()
+        if self.child is not None:
+            self.child.stop()
 
     def __enter__(self) -> Alertmanager:
         return self.start()

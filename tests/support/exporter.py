@@ -29,10 +29,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import secrets
 import subprocess
-import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -43,9 +41,9 @@ import yaml
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.ports import free_port, wait_until
+from tenantpulse.processes import REPO, ChildProcess, python_env, tenantpulse_command
+from tests.support.ports import free_port
 
-REPO = Path(__file__).resolve().parents[2]
 DEFAULT_TENANTS = ("t1", "t2", "t3")
 
 
@@ -82,55 +80,27 @@ class Exporter:
         self.target = f"127.0.0.1:{self.port}"
         self.url = f"http://{self.target}"
         self.log_path = self.workdir / "exporter.log"
-        self.command = [
-            sys.executable,
-            "-m",
-            "tenantpulse.cli",
+        self.child = ChildProcess(
             "exporter",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--api-keys",
-            str(self.keys_file),
-            *extra_args,
-        ]
-        self.proc: subprocess.Popen[bytes] | None = None
+            tenantpulse_command(
+                "exporter", "--host", "127.0.0.1", "--port", str(self.port), "--api-keys", str(self.keys_file),
+                *extra_args,
+            ),
+            self.log_path,
+            env=python_env(),
+            cwd=REPO,
+        )  # fmt: skip
+
+    @property
+    def proc(self) -> subprocess.Popen[bytes] | None:
+        return self.child.proc
 
     def start(self) -> Exporter:
-        env = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-        }
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            self.command, cwd=REPO, env=env, stdout=self._log, stderr=subprocess.STDOUT
-        )
-
-        def ready() -> bool:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"exporter exited with {self.proc.returncode}:\n{self.log_path.read_text()}"
-                )
-            return requests.get(f"{self.url}/readyz", timeout=1).status_code == 200
-
-        try:
-            wait_until(ready, timeout=30, what="exporter /readyz")
-        except BaseException:
-            self.stop()
-            raise
+        self.child.start(f"{self.url}/readyz", timeout=30)
         return self
 
     def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-            self.proc = None
-            self._log.close()
+        self.child.stop()
 
     def __enter__(self) -> Exporter:
         return self.start()

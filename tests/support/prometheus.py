@@ -12,7 +12,8 @@ import pytest
 import requests
 import yaml
 
-from tests.support.ports import free_port, wait_until
+from tenantpulse.processes import ChildProcess
+from tests.support.ports import free_port
 
 
 def require(binary: str) -> str:
@@ -33,8 +34,10 @@ class Prometheus:
         alertmanagers: Sequence[str] = (),
         scrape_interval: str = "1s",
         evaluation_interval: str = "1s",
+        extra_args: Sequence[str] = (),
     ) -> None:
         self.workdir = workdir
+        self.extra_args = list(extra_args)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.config_path = workdir / "prometheus.yml"
@@ -46,35 +49,29 @@ class Prometheus:
         if alertmanagers:
             config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": list(alertmanagers)}]}]}
         self.config_path.write_text(yaml.safe_dump(config))
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.child: ChildProcess | None = None
+
+    @property
+    def proc(self) -> subprocess.Popen[bytes] | None:
+        return self.child.proc if self.child else None
 
     def start(self) -> Prometheus:
-        binary = require("prometheus")
-        self.log = open(self.workdir / "prometheus.log", "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={self.config_path}",
-                f"--storage.tsdb.path={self.workdir / 'data'}",
-                f"--web.listen-address=127.0.0.1:{self.port}",
-                "--web.enable-lifecycle",
-                "--web.enable-admin-api",
-            ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        wait_until(lambda: requests.get(f"{self.url}/-/ready", timeout=1).ok, what="prometheus ready")
+        command = [
+            require("prometheus"),
+            f"--config.file={self.config_path}",
+            f"--storage.tsdb.path={self.workdir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+            "--web.enable-lifecycle",
+            "--web.enable-admin-api",
+            *self.extra_args,
+        ]
+        self.child = ChildProcess("prometheus", command, self.workdir / "prometheus.log")
+        self.child.start(f"{self.url}/-/ready", timeout=30)
         return self
 
     def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-            self.proc = None
-            self.log.close()
+        if self.child is not None:
+            self.child.stop()
 
     def __enter__(self) -> Prometheus:
         return self.start()

@@ -20,10 +20,7 @@ Defaults suit tests: 1s cycles, 10s rate window, 60s backfill, state file in the
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
-import sys
 import threading
 from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -34,9 +31,8 @@ from urllib.parse import parse_qs
 import requests
 import yaml
 
-from tests.support.ports import free_port, wait_until
-
-REPO = Path(__file__).resolve().parents[2]
+from tenantpulse.processes import REPO, ChildProcess, python_env, tenantpulse_command
+from tests.support.ports import free_port
 
 
 class Sidecar:
@@ -65,54 +61,38 @@ class Sidecar:
         self.keys_file.write_text(yaml.safe_dump({"keys": entries}))
         self.state_file = self.workdir / "sidecar-state.bin"
         self.log_path = self.workdir / "sidecar.log"
-        self.command = [
-            sys.executable, "-m", "tenantpulse.cli", "sidecar",
-            "--prometheus-url", prometheus_url,
-            "--host", "127.0.0.1", "--port", str(self.port),
-            "--api-keys", str(self.keys_file),
-            "--interval", "1s", "--rate-window", "10s", "--backfill", "60s",
-            "--query-timeout", "2s", "--log-level", "info",
-            *(["--state-file", str(self.state_file)] if state else []),
-            *extra_args,
-        ]  # fmt: skip
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.child = ChildProcess(
+            "sidecar",
+            tenantpulse_command(
+                "sidecar",
+                "--prometheus-url", prometheus_url,
+                "--host", "127.0.0.1", "--port", str(self.port),
+                "--api-keys", str(self.keys_file),
+                "--interval", "1s", "--rate-window", "10s", "--backfill", "60s",
+                "--query-timeout", "2s", "--log-level", "info",
+                *(["--state-file", str(self.state_file)] if state else []),
+                *extra_args,
+            ),
+            self.log_path,
+            env=python_env(),
+            cwd=REPO,
+        )  # fmt: skip
+
+    @property
+    def command(self) -> list[str]:
+        return self.child.command
+
+    @property
+    def proc(self) -> subprocess.Popen[bytes] | None:
+        return self.child.proc
 
     def start(self, wait_ready: bool = True) -> Sidecar:
-        env = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-        }
-        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            self.command, cwd=REPO, env=env, stdout=self._log, stderr=subprocess.STDOUT
-        )
-
-        def up() -> bool:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"sidecar exited with {self.proc.returncode}:\n{self.log_path.read_text()}"
-                )
-            path = "/readyz" if wait_ready else "/healthz"
-            return requests.get(f"{self.url}{path}", timeout=1).status_code == 200
-
-        try:
-            wait_until(up, timeout=40, what="sidecar ready")
-        except BaseException:
-            self.stop()
-            raise
+        self.child.start(f"{self.url}{'/readyz' if wait_ready else '/healthz'}", timeout=40)
         return self
 
     def stop(self) -> None:
         """SIGTERM: the sidecar saves its state on the way out."""
-        if self.proc is not None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-            self.proc = None
-            self._log.close()
+        self.child.stop(grace=20)
 
     def restart(self, wait_ready: bool = True) -> Sidecar:
         self.stop()
