@@ -4,7 +4,6 @@ route tests, the PrometheusRule CRD schema; and proof that the generated unit te
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from alert_rules.spec import load_spec
 from exporters import indicators
 from tenantpulse.cli import main
 from tests.support.prometheus import require
+from tests.support.shared import crd_dir
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "alerts.yaml"
@@ -79,10 +79,7 @@ def test_prometheus_rule_matches_rule_file_and_crd_schema(generated: Path) -> No
     obj = yaml.safe_load((generated / PROMETHEUS_RULE_FILE).read_text())
     assert obj["apiVersion"] == "monitoring.coreos.com/v1" and obj["kind"] == "PrometheusRule"
     assert obj["spec"]["groups"] == yaml.safe_load((generated / RULES_FILE).read_text())["groups"]
-    shared = Path(os.environ.get("TENANTPULSE_SHARED", REPO.parent / "shared"))
-    schema_file = shared / "crds" / "PrometheusRule.monitoring.coreos.com_v1.schema.json"
-    if not schema_file.exists():
-        pytest.skip(f"{schema_file} absent (set TENANTPULSE_SHARED to the shared folder)")
+    schema_file = crd_dir() / "PrometheusRule.monitoring.coreos.com_v1.schema.json"
     import jsonschema
 
     jsonschema.validate(obj, json.loads(schema_file.read_text()))
