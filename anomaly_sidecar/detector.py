@@ -7,10 +7,12 @@ predicted *before* it was seen (the score at time t uses data up to t only). Two
 the standardised deviation now (spikes) and a short-term mean of signed deviations (level shifts); each
 is judged against that series' own long-run distribution of it ("anomaly likelihood"), so one threshold
 means the same on quiet and noisy series, and a deviation counts as news only if it exceeds what the
-series did in the last few dozen samples (one alarm per episode, not one per sample).
+series did in the last few dozen samples (one alarm per episode, not one per sample). A new record (a
+value beyond every value seen so far, by 5% of that range) that is also a clear deviation is news in
+itself and scores 1, even on a series whose routine spikes have taught the calibration to shrug.
 
 Everything is vectorised across series: ``update`` does a fixed number of numpy operations whatever the
-number of series. Memory per series: 21 float64 scalars + (144 + 168) float32 bins = 1,416 bytes.
+number of series. Memory per series: 23 float64 scalars + (144 + 168) float32 bins = 1,432 bytes.
 """
 
 from __future__ import annotations
@@ -61,8 +63,10 @@ _SCALARS: dict[str, float] = {
     "z_var": 0.57,
     "s_mean": 0.23,
     "s_var": 0.03,
+    "lo": np.nan,  # lowest and highest values seen: a new record beyond them is news in itself
+    "hi": np.nan,
 }
-_FIRST = {"count", "t_first", "level", "abs_mean"}  # what the first sample of a series sets
+_FIRST = {"count", "t_first", "level", "abs_mean", "lo", "hi"}  # what the first sample of a series sets
 _PROFILES: dict[str, int] = {"daily": _DAILY_BINS, "weekly": _WEEKLY_BINS}
 
 
@@ -86,6 +90,14 @@ class Params:
     clip: float = 6.0  # residuals are winsorised at clip x spread before they update the model
     shift_run: float = 6.0  # this many consecutive large same-sign residuals -> a level shift
     season_gain: float = 0.9  # a seasonal model must cut the squared error by 10% to be chosen
+    # A new record (beyond every value seen, by record_tol of the range seen, as the "spatial anomaly"
+    # of Numenta's NAB detector) that is also a clear deviation (calibrated deviation >= record_z, so
+    # the record of a trend the model follows is not news) scores record_score, the top, once the
+    # range rests on record_after samples of history.
+    record_tol: float = 0.05
+    record_z: float = 6.0
+    record_after: float = 100.0
+    record_score: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -212,6 +224,12 @@ class DetectorBank:
         # News only if it exceeds what this series did recently: one alarm per episode.
         news = dev - p.suppress * np.maximum(s["peak"] - p.peak_floor, 0.0)
         score = np.where(live & (n >= 3), -np.expm1(log_ndtr(-news) / np.log(10.0) / SCORE_DECADES), 0.0)
+        # A clear deviation to a value never seen before is news however noisy the series usually is.
+        rng = s["hi"] - s["lo"]
+        with np.errstate(invalid="ignore"):
+            record = live & (n >= p.record_after) & (rng > 0) & (news >= p.record_z)
+            record &= (x > s["hi"] + p.record_tol * rng) | (x < s["lo"] - p.record_tol * rng)
+        score = np.where(record, np.maximum(score, p.record_score), score)
 
         # Learn. Early rates are 1/n (plain running means), later the fixed EW rates; a seasonal
         # bin is seen once per period, so its rate is 1/periods-seen until it reaches alpha_season.
@@ -257,6 +275,8 @@ class DetectorBank:
             "z_var": z_var,
             "s_mean": s_mean,
             "s_var": s_var,
+            "lo": np.fmin(s["lo"], x),
+            "hi": np.fmax(s["hi"], x),
         }
         for k, v in upd.items():
             self._s[k][idx] = np.where(live | (first & (k in _FIRST)), v, s[k])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from anomaly_sidecar.detector import SENSITIVITY, DetectorBank
+from anomaly_sidecar.detector import SENSITIVITY, DetectorBank, Params
 
 STEP = 300.0  # five-minute samples
 DAY_STEPS = int(86_400 / STEP)
@@ -190,3 +190,30 @@ def test_one_absurd_value_does_not_blind_the_detector() -> None:
     _, alarms = run(bank, idx, t, x)
     assert alarms[bad, 0]
     assert alarms[later, 0]
+
+
+def test_new_record_with_a_clear_deviation_scores_the_top() -> None:
+    """A dip below every value seen scores 1 even on a series whose usual spikes mute its z-score."""
+    x = np.random.default_rng(5).normal(0, 1, 700)
+    x[::37] += 15.0  # ordinary upward spikes: large deviations are routine here
+    x = np.append(x, x.min() - 8.0)  # but nothing ever went this low
+    t = np.arange(x.size) * STEP
+    scores = {}
+    for name, params in {"records": None, "no records": Params(record_z=np.inf)}.items():
+        bank = DetectorBank(warmup=100, params=params)
+        scores[name], _ = run(bank, bank.add(1), t, x[:, None])
+    assert scores["records"][-1, 0] == 1.0
+    assert scores["no records"][-1, 0] < SENSITIVITY["medium"]
+
+
+def test_record_must_clear_the_range_by_a_margin() -> None:
+    """Noise sets a new high now and then: only one beyond the range seen by 5% of it scores 1."""
+    x = np.random.default_rng(6).normal(0, 1, 600)
+    t = np.arange(x.size + 1) * STEP
+    last = {}
+    for name, value in {"slight": x.max() + 0.02 * np.ptp(x), "clear": x.max() + 0.15 * np.ptp(x)}.items():
+        bank = DetectorBank(warmup=100)
+        scores, _ = run(bank, bank.add(1), t, np.append(x, value)[:, None])
+        last[name] = scores[-1, 0]
+    assert last["slight"] < SENSITIVITY["high"]
+    assert last["clear"] == 1.0
