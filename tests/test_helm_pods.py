@@ -399,7 +399,8 @@ def test_rendered_pods_run_scrape_per_tenant_and_erase(release: Release, tmp_pat
                 assert report["prometheus"]["status"] == "removed", report["prometheus"]
                 assert 'tenant="t1"' not in http.get(sidecar_metrics, timeout=5).text
                 assert not prom.query('{tenant="t1"}'), "Prometheus still answers with t1's samples"
-            # Saved on SIGTERM, encrypted with the key from the Secret: readable with it, and only with it.
+            # Saved (at the erasure and on SIGTERM) encrypted with the key from the Secret: readable with
+            # it, and only with it.
             state = tmp_path / "sidecar" / "state" / "state.json"
             key = parse_key(base64.b64decode(release.secrets["tp-state-key"]["state-key"]), "state-key")
             assert state_file.load(state, state_file.CipherCodec(StateCipher(key))) is not None
