@@ -642,22 +642,30 @@ def test_erasure_off_or_with_an_existing_secret(chart: helm_python.Chart) -> Non
     assert [i["key"] for i in keys["secret"]["items"]] == ["api-keys.yaml"]  # holds the erasure key's hash
 
 
-def test_changed_keys_roll_both_components(chart: helm_python.Chart) -> None:
-    def checksums(values: dict[str, Any]) -> set[str]:
-        return {
-            d["spec"]["template"]["metadata"]["annotations"]["checksum/keys"]
+def test_changed_keys_roll_the_pods_that_read_them(chart: helm_python.Chart) -> None:
+    def checksums(values: dict[str, Any]) -> dict[str, str]:
+        """Component -> the pod template's checksum/keys (the same on every shard)."""
+        found = {
+            (d["metadata"]["labels"]["app.kubernetes.io/component"], pod_annotations["checksum/keys"])
             for d in of_kind(render(chart, values), "Deployment")
+            for pod_annotations in [d["spec"]["template"]["metadata"]["annotations"]]
         }
+        assert len(found) == len(dict(found)), found
+        return dict(found)
 
     before = checksums(SCENARIOS["production"])
-    assert len(before) == 1 and before == checksums(SCENARIOS["production"]), (
+    assert set(before) == {"exporter", "sidecar"}
+    assert before == checksums(SCENARIOS["production"]), (
         "an unchanged release must not roll (generated secrets are read back, not part of the checksum)"
     )
     rotated = copy.deepcopy(SCENARIOS["production"])
     rotated["secret"]["apiKeys"][0]["key"] = "t1-ingest-key-rotated-2026"
     after = checksums(rotated)
-    assert len(after) == 1 and after != before
-    assert checksums({"exporter": {"metricsAuth": True}}) != checksums({})
+    assert after["exporter"] != before["exporter"] and after["sidecar"] != before["sidecar"]
+    # What only the exporter reads rolls only the exporter (a sidecar on an emptyDir would relearn).
+    scrape_token = checksums({"exporter": {"metricsAuth": True}})
+    assert scrape_token["exporter"] != checksums({})["exporter"]
+    assert scrape_token["sidecar"] == checksums({})["sidecar"]
 
 
 def test_tls_switches_servers_probes_and_scrapes_to_https(chart: helm_python.Chart) -> None:

@@ -121,14 +121,21 @@ authorization:
 {{- printf "%s://%s.%s.svc:%v" (include "tenantpulse.scheme" .) $name .Release.Namespace .Values.sidecar.service.port }}
 {{- end }}
 
-{{/* Changes whenever what the keys Secret holds may change, so the pods roll and read the new keys:
-the values it is made of, or the data of secret.existingSecret as found in the cluster at upgrade. */}}
+{{/* Changes whenever the keys a component reads may change, so its pods roll and read the new keys:
+the values the keys Secret is made of, or the data of secret.existingSecret as found in the cluster at
+upgrade. The sidecar's leaves out what only the exporter reads (pseudonym key, scrape token), so a
+change there does not make the sidecar relearn. Call with (dict "root" $ "component" "exporter"). */}}
 {{- define "tenantpulse.keysChecksum" -}}
+{{- $values := .root.Values }}
 {{- $existing := dict }}
-{{- with .Values.secret.existingSecret }}
-{{- $existing = (lookup "v1" "Secret" $.Release.Namespace .).data | default dict }}
+{{- with $values.secret.existingSecret }}
+{{- $existing = (lookup "v1" "Secret" $.root.Release.Namespace .).data | default dict }}
 {{- end }}
-{{- $inputs := dict "secret" .Values.secret "metricsAuth" .Values.exporter.metricsAuth "erasesSidecar" (include "tenantpulse.erasesSidecar" .) "existing" $existing }}
+{{- $inputs := dict "apiKeys" $values.secret.apiKeys "existingSecret" $values.secret.existingSecret "existing" $existing "erasesSidecar" (include "tenantpulse.erasesSidecar" .root) }}
+{{- if eq .component "exporter" }}
+{{- $_ := set $inputs "pseudonymisationSecret" $values.secret.pseudonymisationSecret }}
+{{- $_ := set $inputs "metricsAuth" $values.exporter.metricsAuth }}
+{{- end }}
 {{- toJson $inputs | sha256sum }}
 {{- end }}
 
