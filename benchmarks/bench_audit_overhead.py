@@ -10,7 +10,9 @@ accepted one-event ingest (not audited, but passes through the middleware) and a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -19,6 +21,7 @@ from typing import Any
 
 from exporters.app import create_app
 from exporters.settings import ExporterSettings
+from otel.logging import configure_logging
 from security.audit_http import AuditTrail
 from tests.support.exporter import write_keys_file
 
@@ -84,6 +87,13 @@ async def timed(app: Any, keys: dict[str, str], kind: str) -> float:
 
 
 def main() -> None:
+    # Access logs are rendered as in production (JSON) but discarded, on both sides alike.
+    with open(os.devnull, "w") as devnull, contextlib.redirect_stderr(devnull):
+        configure_logging("info", "json")
+        _run()
+
+
+def _run() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         apps = {}
         for audited in (True, False):
