@@ -36,6 +36,9 @@ def serve(app: object, host: str, port: int, tls_cert: str | None = None, tls_ke
         ssl_keyfile=tls_key,
         log_config=None,
         access_log=False,
+        # Idle keep-alive connections (a scraper's, a TLS client's) must not hold a shutdown beyond the
+        # pod's grace period: the sidecar saves its state after the server stops.
+        timeout_graceful_shutdown=5,
     )
     config.load()
     if config.ssl is not None:
