@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import copy
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -25,6 +24,7 @@ import yaml
 
 from exporters.settings import load_pseudonym_keys
 from security.keys import KeyRing, sha256_hex
+from tests.support.shared import crd_dir
 
 REPO = Path(__file__).resolve().parents[1]
 CHART_DIR = REPO / "helm" / "tenantpulse"
@@ -178,14 +178,6 @@ def test_core_objects_pass_kubernetes_strict_schemas(
             kubernetes_validate.validate(doc, kube, strict=True)
         except kubernetes_validate.ValidationError as exc:
             pytest.fail(f"Kubernetes {kube}: {doc['kind']} {doc['metadata']['name']}: {exc.message}")
-
-
-def crd_dir() -> Path:
-    env = os.environ.get("TENANTPULSE_CRDS_DIR")
-    path = Path(env) if env else REPO.parent / "shared" / "crds"
-    if not path.is_dir():
-        pytest.skip(f"Prometheus Operator CRD schemas not found at {path} (set TENANTPULSE_CRDS_DIR)")
-    return path
 
 
 def closed(schema: Any) -> Any:
