@@ -11,12 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from alert_rules.conditions import Condition, ConditionError, parse_condition
 from alert_rules.templating import TemplateError, check_template, value_template
 from exporters import catalog, indicators
 from tenantpulse.errors import UsageError
+from tenantpulse.yamlfile import read_yaml
 
 SEVERITIES = ("critical", "warning", "info")
 CHANNELS = ("slack", "email")
@@ -166,16 +165,7 @@ class Spec:
 
 def load_spec(path: str | Path) -> Spec:
     """Read and validate a YAML spec file."""
-    p = Path(path)
-    try:
-        data = yaml.safe_load(p.read_text())
-    except OSError as exc:
-        raise SpecError(f"cannot read spec file {str(p)!r}: {exc.strerror}") from None
-    except UnicodeDecodeError as exc:
-        raise SpecError(f"spec file {str(p)!r} is not UTF-8 text: {exc.reason} at byte {exc.start}") from None
-    except yaml.YAMLError as exc:
-        raise SpecError(f"spec file {str(p)!r} is not valid YAML: {exc}") from None
-    return parse_spec(data)
+    return parse_spec(read_yaml(path, "spec file", SpecError))
 
 
 def parse_spec(data: Any) -> Spec:

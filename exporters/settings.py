@@ -11,9 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-import yaml
-
 from tenantpulse.errors import UsageError
+from tenantpulse.yamlfile import read_yaml
 
 MetricsAuth = Literal["none", "required"]
 
@@ -79,10 +78,7 @@ def load_pseudonym_keys(path: str | Path) -> tuple[dict[str, bytes], str]:
     Several keys let an operator rotate: new user ids hash with ``current``; the others stay known.
     Secrets are strings of at least 16 characters (e.g. ``tenantpulse keys state-key`` output).
     """
-    try:
-        doc = yaml.safe_load(Path(path).read_text())
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise UsageError(f"cannot read pseudonym key file {path}: {exc}") from None
+    doc = read_yaml(path, "pseudonym key file")
     if not isinstance(doc, dict) or not isinstance(doc.get("keys"), dict) or not doc["keys"]:
         raise UsageError(f"{path}: expected a mapping with a non-empty 'keys' mapping (id: secret)")
     keys: dict[str, bytes] = {}

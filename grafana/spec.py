@@ -12,13 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from exporters import catalog as c
 from exporters import indicators
 from grafana import layout
 from grafana.realtime import WIDGETS
 from tenantpulse.errors import UsageError
+from tenantpulse.yamlfile import read_yaml
 
 COMPONENT_TYPES: tuple[str, ...] = (
     "chart",
@@ -364,12 +363,4 @@ def parse(data: Any, base: Path | None = None) -> DashboardsSpec:
 
 def load(path: Path) -> DashboardsSpec:
     """Read and validate a YAML spec file."""
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise UsageError(f"cannot read spec {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"spec {path} is not UTF-8 text: {exc.reason} at byte {exc.start}") from None
-    except yaml.YAMLError as exc:
-        raise UsageError(f"spec {path} is not valid YAML: {exc}") from None
-    return parse(data, path.parent)
+    return parse(read_yaml(path, "spec"), path.parent)

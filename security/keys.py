@@ -16,9 +16,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import yaml
-
 from tenantpulse.errors import UsageError
+from tenantpulse.yamlfile import read_yaml
 
 SCOPES = frozenset({"read", "write", "admin"})
 ANY_TENANT = "*"
@@ -69,10 +68,7 @@ class KeyRing:
 
     @classmethod
     def from_file(cls, path: str | Path) -> KeyRing:
-        try:
-            doc = yaml.safe_load(Path(path).read_text())
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-            raise UsageError(f"cannot read keys file {path}: {exc}") from None
+        doc = read_yaml(path, "keys file")
         entries = (doc or {}).get("keys") if isinstance(doc, dict) else None
         if not isinstance(entries, list):
             raise UsageError(f"{path}: expected a mapping with a 'keys' list")

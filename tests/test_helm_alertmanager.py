@@ -13,7 +13,6 @@ import json
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -148,18 +147,6 @@ def _local_spec(slack_url_file: Path, smarthost: str) -> spec.Spec:
         alert.pop("actions", None)
     data["routing"].update(group_wait="1s", group_interval="1s")
     return spec.parse_spec(data)
-
-
-@pytest.fixture
-def webhook_sink() -> Iterator[WebhookSink]:
-    with WebhookSink() as sink:
-        yield sink
-
-
-@pytest.fixture
-def mail_sink() -> Iterator[MailSink]:
-    with MailSink() as sink:
-        yield sink
 
 
 @pytest.mark.integration
