@@ -10,12 +10,9 @@ means the same on quiet and noisy series, and a deviation counts as news only if
 series did in the last few dozen samples (one alarm per episode, not one per sample). A new record (a
 value beyond every value seen so far, by 5% of that range) that is also a clear deviation is news in
 itself and scores 1, even on a series whose routine spikes have taught the calibration to shrug.
-Candidate alarms are then ranked by how novel the series' recent shape is (a kNN conformal p-value,
-``anomaly_sidecar.knn_conformal``); lower scores are left alone.
 
 Everything is vectorised across series: ``update`` does a fixed number of numpy operations whatever the
-number of series. Memory per series: 23 float64 scalars + (144 + 168) float32 bins + the kNN's 1,400
-bytes = 2,816 bytes.
+number of series. Memory per series: 23 float64 scalars + (144 + 168) float32 bins = 1,432 bytes.
 """
 
 from __future__ import annotations
@@ -24,8 +21,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import log_ndtr, ndtri
-
-from anomaly_sidecar import knn_conformal
 
 DAY = 86_400.0
 WEEK = 7 * DAY
@@ -37,7 +32,7 @@ SCORE_DECADES = 12.0
 
 # Alarm thresholds on the score. medium is about the threshold NAB's standard profile picks for this
 # detector (benchmarks/bench_nab.py); high alarms earlier and more often, low only on the clearest cases.
-SENSITIVITY: dict[str, float] = {"low": 0.995, "medium": 0.985, "high": 0.95}
+SENSITIVITY: dict[str, float] = {"low": 0.95, "medium": 0.9, "high": 0.8}
 
 DEFAULT_WARMUP = 150  # samples before alarms (scores are computed from the second sample on)
 
@@ -103,11 +98,6 @@ class Params:
     record_z: float = 6.0
     record_after: float = 100.0
     record_score: float = 1.0
-    # A candidate alarm (score >= knn_gate) is ranked up by the kNN conformal p-value of the series'
-    # recent shape (anomaly_sidecar/knn_conformal.py): s -> 1 - (1 - s) * p ** knn_weight. Scores
-    # below the gate (calm series) are untouched; an ordinary shape (p near 1) leaves s as it was.
-    knn_gate: float = 0.8
-    knn_weight: float = 0.35
 
 
 @dataclass(frozen=True)
@@ -145,7 +135,6 @@ class DetectorBank:
         self.params = params or Params()
         self._s: dict[str, np.ndarray] = {k: np.empty(0) for k in _SCALARS}
         self._p: dict[str, np.ndarray] = {k: np.empty((0, b), np.float32) for k, b in _PROFILES.items()}
-        self._k_hist, self._k_calib = knn_conformal.empty(0)
         self._used = np.zeros(0, bool)
 
     # -- series management -------------------------------------------------------------------------
@@ -181,9 +170,6 @@ class DetectorBank:
             self._s[k] = np.concatenate([self._s[k], np.full(extra, init)])
         for k, bins in _PROFILES.items():
             self._p[k] = np.concatenate([self._p[k], np.full((extra, bins), np.nan, np.float32)])
-        hist, calib = knn_conformal.empty(extra)
-        self._k_hist = np.concatenate([self._k_hist, hist])
-        self._k_calib = np.concatenate([self._k_calib, calib])
         self._used = np.concatenate([self._used, np.zeros(extra, bool)])
 
     def _reset(self, idx: np.ndarray) -> None:
@@ -191,8 +177,6 @@ class DetectorBank:
             self._s[k][idx] = init
         for k in _PROFILES:
             self._p[k][idx] = np.nan
-        self._k_hist[idx] = np.nan
-        self._k_calib[idx] = knn_conformal.EMPTY
 
     # -- scoring ---------------------------------------------------------------------------------
 
@@ -246,11 +230,6 @@ class DetectorBank:
             record = live & (n >= p.record_after) & (rng > 0) & (news >= p.record_z)
             record &= (x > s["hi"] + p.record_tol * rng) | (x < s["lo"] - p.record_tol * rng)
         score = np.where(record, np.maximum(score, p.record_score), score)
-        # Among candidate alarms, a shape the series has not shown lately ranks higher.
-        k_p, k_hist, k_q, k_learn = knn_conformal.step(self._k_hist[idx], self._k_calib[idx], x, ok)
-        boost = live & (score >= p.knn_gate)
-        with np.errstate(divide="ignore"):  # a score of 1 stays 1
-            score = np.where(boost, -np.expm1(np.log1p(-score) + p.knn_weight * np.log(k_p)), score)
 
         # Learn. Early rates are 1/n (plain running means), later the fixed EW rates; a seasonal
         # bin is seen once per period, so its rate is 1/periods-seen until it reaches alpha_season.
@@ -303,8 +282,6 @@ class DetectorBank:
             self._s[k][idx] = np.where(live | (first & (k in _FIRST)), v, s[k])
         self._p["daily"][idx[ok], bd[ok]] = pd_new[ok]
         self._p["weekly"][idx[ok], bw[ok]] = pw_new[ok]
-        self._k_hist[idx] = k_hist
-        knn_conformal.remember(self._k_calib, idx[k_learn], n[k_learn], k_q[k_learn])
 
         band = self._band(s["z_mean"], s["z_var"]) * spread
         alarm = (score >= self.threshold) & (n >= self.warmup) & live
@@ -321,8 +298,6 @@ class DetectorBank:
         """All state as arrays (e.g. for ``np.savez``); ``from_state`` restores it exactly."""
         out = {f"s_{k}": v.copy() for k, v in self._s.items()}
         out |= {f"p_{k}": v.copy() for k, v in self._p.items()}
-        out["k_hist"] = self._k_hist.copy()
-        out["k_calib"] = self._k_calib.copy()
         out["used"] = self._used.copy()
         out["sensitivity"] = np.array(self.sensitivity)
         out["warmup"] = np.array(self.warmup)
@@ -350,10 +325,6 @@ class DetectorBank:
             else np.full((used.size, bins), np.nan, np.float32)
             for k, bins in _PROFILES.items()
         }
-        hist, calib = knn_conformal.empty(used.size)
-        if "k_hist" in state and "k_calib" in state:
-            hist, calib = np.array(state["k_hist"], np.float32), np.array(state["k_calib"], np.int16)
-        bank._k_hist, bank._k_calib = hist, calib
         return bank
 
 

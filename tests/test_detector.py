@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from anomaly_sidecar import knn_conformal
 from anomaly_sidecar.detector import SENSITIVITY, DetectorBank, Params
 
 STEP = 300.0  # five-minute samples
@@ -122,7 +121,7 @@ def test_missing_value_scores_zero_and_leaves_state_alone() -> None:
     r = bank.update(idx, t[-1] + STEP, np.array([np.nan, 120.0]))
     assert r.score[0] == 0.0 and not r.alarm[0]
     after = bank.state()
-    for k in ("s_level", "s_count", "p_daily", "k_hist", "k_calib"):
+    for k in ("s_level", "s_count", "p_daily"):
         np.testing.assert_array_equal(after[k][idx[0]], before[k][idx[0]])
     assert after["s_count"][idx[1]] == before["s_count"][idx[1]] + 1
 
@@ -218,52 +217,3 @@ def test_record_must_clear_the_range_by_a_margin() -> None:
         last[name] = scores[-1, 0]
     assert last["slight"] < SENSITIVITY["high"]
     assert last["clear"] == 1.0
-
-
-def test_state_without_knn_arrays_loads_with_an_empty_knn() -> None:
-    bank = DetectorBank(warmup=5)
-    idx = bank.add(2)
-    t, x = seasonal(DAY_STEPS, seed=14, series=2)
-    run(bank, idx, t, x)
-    state = bank.state()
-    del state["k_hist"], state["k_calib"]  # saved before the kNN component existed
-    restored = DetectorBank.from_state(state)
-    assert np.all(np.isnan(restored.state()["k_hist"]))
-    assert np.all(restored.state()["k_calib"] == knn_conformal.EMPTY)
-    np.testing.assert_array_equal(restored.state()["s_level"], bank.state()["s_level"])
-    r = restored.update(idx, t[-1] + STEP, x[-1])
-    assert np.all(np.isfinite(r.score))
-
-
-def test_knn_p_value_is_small_only_for_a_shape_not_seen_lately() -> None:
-    """A repeating sawtooth: its windows have near neighbours (p spread over (0, 1]); a reversed tooth
-    is a shape never seen, so its non-conformity tops the calibration ring."""
-    rng = np.random.default_rng(15)
-    tooth = np.linspace(0.0, 10.0, 12)
-    x = np.tile(tooth, 70) + rng.normal(0, 0.3, 840)
-    x[-12:] = tooth[::-1] + rng.normal(0, 0.3, 12)
-    hist, calib = knn_conformal.empty(1)
-    ps = []
-    for k, v in enumerate(x):
-        p, hist, q, learn = knn_conformal.step(hist, calib, np.array([v]), np.array([True]))
-        knn_conformal.remember(calib, np.array([0])[learn], np.array([k])[learn], q[learn])
-        ps.append(p[0])
-    ps = np.array(ps)
-    ordinary = ps[knn_conformal.READY + knn_conformal.HISTORY : -12]
-    assert 0.3 < np.median(ordinary) < 0.7
-    assert ps[-8:].min() < 0.01 < np.quantile(ordinary, 0.05)
-
-
-def test_knn_only_reranks_candidate_alarms() -> None:
-    """Below the gate scores are exactly those without the kNN; above it they can only rise."""
-    t, x = seasonal(3 * DAY_STEPS, seed=16, series=2)
-    x[2 * DAY_STEPS, 0] += 24.0  # a 12-sigma spike: a candidate alarm, and a shape not seen lately
-    runs = {}
-    for name, params in {"knn": None, "no knn": Params(knn_weight=0.0)}.items():
-        bank = DetectorBank(warmup=DAY_STEPS, params=params)
-        runs[name], _ = run(bank, bank.add(2), t, x)
-    calm = runs["no knn"] < Params().knn_gate
-    np.testing.assert_array_equal(runs["knn"][calm], runs["no knn"][calm])
-    assert np.all(runs["knn"] >= runs["no knn"])
-    spike = runs["no knn"][2 * DAY_STEPS, 0]
-    assert Params().knn_gate <= spike < runs["knn"][2 * DAY_STEPS, 0]
