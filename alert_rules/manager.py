@@ -85,11 +85,13 @@ class AlertManager:
         self,
         name: str,
         model: str,
-        threshold: float = 0.9,
+        threshold: float | None = None,
         sensitivity: str = "medium",
         **options: Any,
     ) -> Spec:
-        """An alert on the anomaly sidecar's score for indicator ``model``; ``for`` follows sensitivity."""
+        """An alert on the anomaly sidecar's score for indicator ``model``; ``for`` follows sensitivity.
+
+        Without ``threshold`` the spec's default applies: the detector's medium alarm threshold."""
         if "for_" in options:
             options["for"] = options.pop("for_")
         entry = _entry(name=name, model=model, threshold=threshold, sensitivity=sensitivity, **options)

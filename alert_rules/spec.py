@@ -13,6 +13,7 @@ from typing import Any
 
 from alert_rules.conditions import Condition, ConditionError, parse_condition
 from alert_rules.templating import TemplateError, check_template, value_template
+from anomaly_sidecar.detector import SENSITIVITY as SCORE_THRESHOLDS
 from exporters import catalog, indicators
 from tenantpulse.errors import UsageError
 from tenantpulse.yamlfile import read_yaml
@@ -286,7 +287,7 @@ def _ml_alert(raw: Any, index: int, ctx: _Context) -> MlAlertSpec:
         raise SpecError(
             f"unknown sensitivity {sensitivity!r}; valid: {', '.join(SENSITIVITIES)}", name, "sensitivity"
         )
-    threshold = _number(raw.get("threshold", 0.9), name, "threshold")
+    threshold = _number(raw.get("threshold", SCORE_THRESHOLDS["medium"]), name, "threshold")
     if not 0 < threshold < 1:
         raise SpecError(
             f"threshold {threshold} must be in (0, 1): the anomaly score is calibrated to [0, 1]",

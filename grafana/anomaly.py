@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from grafanalib import core as g
 
+from anomaly_sidecar.detector import SENSITIVITY
 from exporters import catalog as c
 from exporters import indicators
 from grafana import panels as p
@@ -73,8 +74,8 @@ def score_panel(watched: Sequence[str] = indicators.WATCHED) -> g.TimeSeries:
     panel.thresholdsStyleMode = "dashed"
     panel.thresholds = [
         {"color": "green", "value": None},
-        {"color": "orange", "value": 0.8},
-        {"color": "red", "value": 0.95},
+        {"color": "orange", "value": SENSITIVITY["high"]},
+        {"color": "red", "value": SENSITIVITY["low"]},
     ]
     return panel
 
