@@ -18,6 +18,7 @@ number of series. Memory per series: 23 float64 scalars + (144 + 168) float32 bi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 from scipy.special import log_ndtr, ndtri
@@ -63,6 +64,11 @@ _SCALARS: dict[str, float] = {
     "z_var": 0.57,
     "s_mean": 0.23,
     "s_var": 0.03,
+    # Bounded surprise (HTM-style): short mean of min-saturated raw surprise, and its long-run mean /
+    # variance (NaN until the first sample: then the Gaussian-noise prior of ``_htm_prior``).
+    "h_short": np.nan,
+    "h_mean": np.nan,
+    "h_var": np.nan,
     "lo": np.nan,  # lowest and highest values seen: a new record beyond them is news in itself
     "hi": np.nan,
 }
@@ -98,6 +104,16 @@ class Params:
     record_z: float = 6.0
     record_after: float = 100.0
     record_score: float = 1.0
+    # Bounded surprise, as in Numenta's anomaly likelihood: raw = 1 - exp(-(z / htm_c)^2) in [0, 1]
+    # saturates, so a 5-sigma and a 100-sigma sample are equally "unexpected"; its short mean (alpha_htm,
+    # about 10 samples) is judged against its own long-run mean and variance in this series. A spike
+    # gains that calibrated deviation (times w_htm, at most the spike itself): a spike on a series that
+    # is rarely surprised at all counts more than one on a series surprised every few samples (bursty
+    # tweet volumes). The total is divided by htm_scale so the score presets keep their meaning.
+    w_htm: float = 1.25
+    htm_c: float = 3.0
+    alpha_htm: float = 0.1
+    htm_scale: float = 1.25
 
 
 @dataclass(frozen=True)
@@ -221,6 +237,15 @@ class DetectorBank:
         # The stronger surprise counts, plus part of the weaker one when both point the same way.
         spike, shift = np.maximum(dev_z, 0.0), np.maximum(p.w_short * dev_s, 0.0)
         dev = np.maximum(dev_z, p.w_short * dev_s) + p.w_both * np.minimum(spike, shift)
+        # A spike on a series that is rarely surprised at all counts more (bounded surprise, see Params).
+        mu0, var0 = _htm_prior(p.htm_c, p.alpha_htm)
+        raw = -np.expm1(-((z / p.htm_c) ** 2))
+        h_prev = np.where(np.isfinite(s["h_short"]), s["h_short"], mu0)
+        h_short = h_prev + p.alpha_htm * (np.where(live, raw, mu0) - h_prev)
+        h_mean = np.where(np.isfinite(s["h_mean"]), s["h_mean"], mu0)
+        h_var = np.where(np.isfinite(s["h_var"]), s["h_var"], var0)
+        dev_h = p.w_htm * (h_short - h_mean) / np.sqrt(h_var + 1e-6)
+        dev = (dev + np.minimum(spike, np.maximum(dev_h, 0.0))) / p.htm_scale
         # News only if it exceeds what this series did recently: one alarm per episode.
         news = dev - p.suppress * np.maximum(s["peak"] - p.peak_floor, 0.0)
         score = np.where(live & (n >= 3), -np.expm1(log_ndtr(-news) / np.log(10.0) / SCORE_DECADES), 0.0)
@@ -258,6 +283,7 @@ class DetectorBank:
         pw_new = np.where(np.isfinite(pw), pw + a_w * np.clip(x - pw, -lim, lim), x)
         z_mean, z_var = _ew_moments(s["z_mean"], s["z_var"], z, a_c, p.calib_cap)
         s_mean, s_var = _ew_moments(s["s_mean"], s["s_var"], np.abs(short), a_c, p.calib_cap)
+        h_mean, h_var = _ew_moments(h_mean, h_var, h_short, a_c, p.calib_cap)
 
         upd = {
             "count": n + 1,
@@ -275,6 +301,9 @@ class DetectorBank:
             "z_var": z_var,
             "s_mean": s_mean,
             "s_var": s_var,
+            "h_short": h_short,
+            "h_mean": h_mean,
+            "h_var": h_var,
             "lo": np.fmin(s["lo"], x),
             "hi": np.fmax(s["hi"], x),
         }
@@ -326,6 +355,18 @@ class DetectorBank:
             for k, bins in _PROFILES.items()
         }
         return bank
+
+
+@cache
+def _htm_prior(c: float, alpha: float) -> tuple[float, float]:
+    """Mean of the bounded raw surprise under Gaussian noise (z = |N| / E|N|), and the variance of
+    its EW short mean (rate alpha): the prior of the bounded surprise's calibration."""
+    g = np.linspace(0.0, 8.0, 801)
+    w = np.exp(-0.5 * g * g)
+    w /= w.sum()
+    raw = -np.expm1(-((g * np.sqrt(np.pi / 2) / c) ** 2))
+    mu = float((w * raw).sum())
+    return mu, float((w * (raw - mu) ** 2).sum()) * alpha / (2.0 - alpha)
 
 
 def _choose(errs: np.ndarray, gain: float) -> np.ndarray:

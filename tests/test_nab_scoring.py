@@ -102,3 +102,17 @@ def test_windowed_gaussian_baseline_reproduces_its_published_nab_score() -> None
     files = load(root)
     result = evaluate(files, [windowed_gaussian(f.x) for f in files])["standard"]
     assert result.normalised == pytest.approx(PUBLISHED["windowedGaussian"], abs=1.0)
+
+
+def test_our_detector_keeps_its_nab_scores() -> None:
+    """Regression guard on the README's quality figures (one configuration, all 31 files, online)."""
+    from benchmarks.bench_nab import evaluate, load, nab_dir, ours
+
+    root = nab_dir()
+    if root is None:
+        pytest.skip("NAB data absent: set TENANTPULSE_NAB_DIR or provide ../shared/nab")
+    files = load(root)
+    results = evaluate(files, ours(files))
+    assert results["standard"].normalised >= 64.0
+    assert results["reward_low_FP"].normalised >= 52.5
+    assert results["reward_low_FN"].normalised >= 69.5
