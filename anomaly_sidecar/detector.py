@@ -7,12 +7,16 @@ predicted *before* it was seen (the score at time t uses data up to t only). Two
 the standardised deviation now (spikes) and a short-term mean of signed deviations (level shifts); each
 is judged against that series' own long-run distribution of it ("anomaly likelihood"), so one threshold
 means the same on quiet and noisy series, and a deviation counts as news only if it exceeds what the
-series did in the last few dozen samples (one alarm per episode, not one per sample). A new record (a
+series did in the last few dozen samples (one alarm per episode, not one per sample). A spike counts more
+on a series that is rarely surprised at all (a bounded, Numenta-style "was this expected at all"
+surprise, calibrated the same way) than on a bursty one. A slow view (a ~24-sample mean against a slowly
+adapting expectation, with its own one-alarm-per-episode rule) finds what the fast models absorb within
+a few samples: a holiday, a slow drift. A new record (a
 value beyond every value seen so far, by 5% of that range) that is also a clear deviation is news in
 itself and scores 1, even on a series whose routine spikes have taught the calibration to shrug.
 
 Everything is vectorised across series: ``update`` does a fixed number of numpy operations whatever the
-number of series. Memory per series: 23 float64 scalars + (144 + 168) float32 bins = 1,432 bytes.
+number of series. Memory per series: 35 float64 scalars + (144 + 168) float32 bins = 1,528 bytes.
 """
 
 from __future__ import annotations
@@ -71,8 +75,30 @@ _SCALARS: dict[str, float] = {
     "h_var": np.nan,
     "lo": np.nan,  # lowest and highest values seen: a new record beyond them is news in itself
     "hi": np.nan,
+    # Slow view: slow offsets of the three models, a rolling mean of the residual against the slow
+    # prediction (about block_m samples), its spread, its calibration, its own recent alarm peak,
+    # and the slow mean squared residual of each model (which model the slow view trusts).
+    "sl_lvl": np.nan,
+    "sl_cd": 0.0,
+    "sl_cw": 0.0,
+    "sl_r": 0.0,
+    "sl_err": np.nan,
+    "b_mean": 1.0,
+    "b_var": 0.57,
+    "peak_sl": 0.0,
+    "sm_flat": np.nan,
+    "sm_daily": np.nan,
+    "sm_weekly": np.nan,
 }
-_FIRST = {"count", "t_first", "level", "abs_mean", "lo", "hi"}  # what the first sample of a series sets
+_FIRST = {
+    "count",
+    "t_first",
+    "level",
+    "abs_mean",
+    "lo",
+    "hi",
+    "sl_lvl",
+}  # what the first sample of a series sets
 _PROFILES: dict[str, int] = {"daily": _DAILY_BINS, "weekly": _WEEKLY_BINS}
 
 
@@ -114,6 +140,23 @@ class Params:
     htm_c: float = 3.0
     alpha_htm: float = 0.1
     htm_scale: float = 1.25
+    # Slow view: the mean of about block_m samples against a slowly adapting prediction (profile +
+    # offset learnt at alpha_slow, model chosen by a slow squared error learnt at alpha_slow_err),
+    # standardised by its own spread and calibrated like the other surprises; weight w_slow. It
+    # finds what the fast models absorb within a few samples: a holiday, a slow drift. It has its own one-alarm-per-episode suppression: muted only by its own earlier alarm (news of
+    # at least slow_fire), not by the fast peak.
+    w_slow: float = 2.5
+    block_m: float = 24.0
+    alpha_slow: float = 0.003
+    alpha_slow_err: float = 0.005
+    slow_fire: float = 10.0
+    # A slow deviation grows over many samples: to be news again it must exceed all (slow_supp = 1, not
+    # half) of its own earlier alarm, else a steadily growing episode alarms again and again.
+    slow_supp: float = 1.0
+    slow_decay: float = 0.99  # per-sample decay of that earlier alarm
+    # The slow mean's spread is at least what white noise at the fast spread gives it (sqrt(a/(2-a)) x
+    # spread), so a long quiet stretch (a series of zeros) does not make every small blip a slow anomaly.
+    slow_floor: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -246,8 +289,29 @@ class DetectorBank:
         h_var = np.where(np.isfinite(s["h_var"]), s["h_var"], var0)
         dev_h = p.w_htm * (h_short - h_mean) / np.sqrt(h_var + 1e-6)
         dev = (dev + np.minimum(spike, np.maximum(dev_h, 0.0))) / p.htm_scale
+        # Slow view: same kind of model on a coarser resolution (rolling mean of ~block_m samples).
+        sl_lvl = np.where(first, x, s["sl_lvl"])
+        sp_d = np.where(np.isfinite(pd), pd + s["sl_cd"], sl_lvl)
+        sp_w = np.where(np.isfinite(pw), pw + s["sl_cw"], sp_d)
+        sl_preds = np.stack([sl_lvl, sp_d, sp_w])
+        sms = np.stack([s[f"sm_{m}"] for m in _MODELS])
+        smodel = _choose(sms, p.season_gain)
+        slow_pred = np.take_along_axis(sl_preds, smodel[None], 0)[0]
+        a_b = 1.0 / p.block_m
+        sl_r = s["sl_r"] + a_b * (
+            np.where(live, np.clip(x - slow_pred, -p.clip * spread, p.clip * spread), 0.0) - s["sl_r"]
+        )
+        sl_sp = np.maximum(np.where(np.isfinite(s["sl_err"]), s["sl_err"], 0.1 * abs_mean), floor)
+        sl_sp = np.maximum(sl_sp, p.slow_floor * np.sqrt(a_b / (2.0 - a_b)) * spread)
+        zb = np.where(live, np.abs(sl_r) / sl_sp, 0.0)
+        dev_b = (zb - s["b_mean"]) / np.sqrt(s["b_var"] + 1e-4)
         # News only if it exceeds what this series did recently: one alarm per episode.
         news = dev - p.suppress * np.maximum(s["peak"] - p.peak_floor, 0.0)
+        # Own suppression: a slowly growing deviation is not muted by its own rise nor by fast
+        # episodes, only by its own earlier alarm (peak_sl, set when it fires).
+        news_sl = p.w_slow * dev_b - p.slow_supp * np.maximum(s["peak_sl"] - p.peak_floor, 0.0)
+        fired = news_sl >= p.slow_fire
+        news = np.maximum(news, news_sl)
         score = np.where(live & (n >= 3), -np.expm1(log_ndtr(-news) / np.log(10.0) / SCORE_DECADES), 0.0)
         # A clear deviation to a value never seen before is news however noisy the series usually is.
         rng = s["hi"] - s["lo"]
@@ -284,7 +348,19 @@ class DetectorBank:
         z_mean, z_var = _ew_moments(s["z_mean"], s["z_var"], z, a_c, p.calib_cap)
         s_mean, s_var = _ew_moments(s["s_mean"], s["s_var"], np.abs(short), a_c, p.calib_cap)
         h_mean, h_var = _ew_moments(h_mean, h_var, h_short, a_c, p.calib_cap)
-
+        a_s = np.maximum(p.alpha_slow, 1.0 / (n + 1.0))
+        a_se = np.maximum(p.alpha_slow_err, 1.0 / np.maximum(n, 1.0))
+        n_lvl = np.where(shifted, x, sl_lvl + a_s * np.clip(x - sl_lvl, -lim, lim))
+        n_cd = np.where(np.isfinite(pd), s["sl_cd"] + a_s * np.clip(x - pd - s["sl_cd"], -lim, lim), 0.0)
+        n_cw = np.where(np.isfinite(pw), s["sl_cw"] + a_s * np.clip(x - pw - s["sl_cw"], -lim, lim), 0.0)
+        n_cd = np.where(shifted & np.isfinite(pd), x - pd, n_cd)
+        n_cw = np.where(shifted & np.isfinite(pw), x - pw, n_cw)
+        sl_err = s["sl_err"]
+        n_err = np.where(np.isfinite(sl_err), sl_err + a_se * (np.abs(sl_r) - sl_err), np.abs(sl_r))
+        b_mean, b_var = _ew_moments(s["b_mean"], s["b_var"], zb, a_c, p.calib_cap)
+        e2 = (x - preds) ** 2
+        e2 = np.minimum(e2, (p.clip**2) * np.where(np.isfinite(sms), sms, e2))
+        n_sms = np.where(np.isfinite(sms), sms + a_se * (e2 - sms), e2)
         upd = {
             "count": n + 1,
             "t_first": np.where(first, t, s["t_first"]),
@@ -306,6 +382,17 @@ class DetectorBank:
             "h_var": h_var,
             "lo": np.fmin(s["lo"], x),
             "hi": np.fmax(s["hi"], x),
+            "sl_lvl": n_lvl,
+            "sl_cd": n_cd,
+            "sl_cw": n_cw,
+            "sl_r": np.where(shifted, 0.0, sl_r),
+            "sl_err": n_err,
+            "b_mean": b_mean,
+            "b_var": b_var,
+            "peak_sl": np.maximum(
+                s["peak_sl"] * p.slow_decay, np.where(fired, np.minimum(p.w_slow * dev_b, p.peak_cap), 0.0)
+            ),
+            **{f"sm_{m}": n_sms[k] for k, m in enumerate(_MODELS)},
         }
         for k, v in upd.items():
             self._s[k][idx] = np.where(live | (first & (k in _FIRST)), v, s[k])

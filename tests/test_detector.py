@@ -217,3 +217,20 @@ def test_record_must_clear_the_range_by_a_margin() -> None:
         last[name] = scores[-1, 0]
     assert last["slight"] < SENSITIVITY["high"]
     assert last["clear"] == 1.0
+
+
+def test_a_day_long_drop_the_fast_models_absorb_is_found_by_the_slow_view() -> None:
+    """A holiday-like day 8 units low (4 noise sd, a quarter of the daily swing): the fast offsets follow
+    it within a few samples, the slow view (a ~24-sample mean against a slowly adapting expectation)
+    does not."""
+    for seed in (1, 2, 3):
+        peaks = {}
+        for name, params in {"slow view": Params(), "fast only": Params(w_slow=0.0)}.items():
+            bank = DetectorBank(warmup=DAY_STEPS, params=params)
+            idx = bank.add(1)
+            t, x = seasonal(10 * DAY_STEPS, seed=seed)
+            x[8 * DAY_STEPS : 9 * DAY_STEPS] -= 8.0
+            scores, alarms = run(bank, idx, t, x)
+            assert not alarms[: 8 * DAY_STEPS].any()
+            peaks[name] = scores[8 * DAY_STEPS : 9 * DAY_STEPS].max()
+        assert peaks["slow view"] >= SENSITIVITY["medium"] > peaks["fast only"]
