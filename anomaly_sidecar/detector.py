@@ -11,12 +11,14 @@ series did in the last few dozen samples (one alarm per episode, not one per sam
 on a series that is rarely surprised at all (a bounded, Numenta-style "was this expected at all"
 surprise, calibrated the same way) than on a bursty one. A slow view (a ~24-sample mean against a slowly
 adapting expectation, with its own one-alarm-per-episode rule) finds what the fast models absorb within
-a few samples: a holiday, a slow drift. A new record (a
+a few samples: a holiday, a slow drift. A spike of the usual size at the usual interval after the
+last ones (a cron job, whatever its period) is routine, not news. A new record (a
 value beyond every value seen so far, by 5% of that range) that is also a clear deviation is news in
 itself and scores 1, even on a series whose routine spikes have taught the calibration to shrug.
 
 Everything is vectorised across series: ``update`` does a fixed number of numpy operations whatever the
-number of series. Memory per series: 35 float64 scalars + (144 + 168) float32 bins = 1,528 bytes.
+number of series. Memory per series: 37 float64 scalars + (144 + 168) float32 bins + 3 x 8 float32
+recent large surprises = 1,640 bytes.
 """
 
 from __future__ import annotations
@@ -89,17 +91,21 @@ _SCALARS: dict[str, float] = {
     "sm_flat": np.nan,
     "sm_daily": np.nan,
     "sm_weekly": np.nan,
+    "ev_max": 0.0,  # decaying largest |residual| of recent large surprises (recurring spikes)
+    "ev_i": 0.0,  # ring slot of the next large surprise
 }
-_FIRST = {
-    "count",
-    "t_first",
-    "level",
-    "abs_mean",
-    "lo",
-    "hi",
-    "sl_lvl",
-}  # what the first sample of a series sets
-_PROFILES: dict[str, int] = {"daily": _DAILY_BINS, "weekly": _WEEKLY_BINS}
+# What the first sample of a series sets.
+_FIRST = {"count", "t_first", "level", "abs_mean", "lo", "hi", "sl_lvl"}
+# Recent large surprises per series (a ring): age since the first sample (s), signed residual, and the
+# gap (s) to the previous similar one. float32: ages of years keep a precision of seconds.
+_EVENTS = 8
+_PROFILES: dict[str, int] = {
+    "daily": _DAILY_BINS,
+    "weekly": _WEEKLY_BINS,
+    "ev_t": _EVENTS,
+    "ev_r": _EVENTS,
+    "ev_g": _EVENTS,
+}
 
 
 @dataclass(frozen=True)
@@ -143,8 +149,9 @@ class Params:
     # Slow view: the mean of about block_m samples against a slowly adapting prediction (profile +
     # offset learnt at alpha_slow, model chosen by a slow squared error learnt at alpha_slow_err),
     # standardised by its own spread and calibrated like the other surprises; weight w_slow. It
-    # finds what the fast models absorb within a few samples: a holiday, a slow drift. It has its own one-alarm-per-episode suppression: muted only by its own earlier alarm (news of
-    # at least slow_fire), not by the fast peak.
+    # finds what the fast models absorb within a few samples: a holiday, a slow drift. It has its own
+    # one-alarm-per-episode suppression: muted only by its own earlier alarm (news of at least
+    # slow_fire), not by the fast peak.
     w_slow: float = 2.5
     block_m: float = 24.0
     alpha_slow: float = 0.003
@@ -157,6 +164,19 @@ class Params:
     # The slow mean's spread is at least what white noise at the fast spread gives it (sqrt(a/(2-a)) x
     # spread), so a long quiet stretch (a series of zeros) does not make every small blip a slow anomaly.
     slow_floor: float = 1.0
+    # Recurring spikes are not news. A large surprise (raw z >= rt_min, and at least rt_frac of the
+    # largest recent one, which decays by rt_decay per sample) is an event. An event of about the same
+    # signed size (within rt_size) as remembered ones, coming one usual gap after the last of them
+    # (within rt_gap), where that gap already separated similar events at least rt_m times, is routine:
+    # its deviation is multiplied by rt_keep. Period-agnostic: a daily cron spike with
+    # +-15 min jitter and a spike every 100 samples alike; a spike sooner than usual is not routine.
+    rt_keep: float = 0.0
+    rt_min: float = 6.0
+    rt_frac: float = 0.5
+    rt_decay: float = 0.999
+    rt_size: float = 0.25
+    rt_gap: float = 0.05
+    rt_m: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -305,6 +325,9 @@ class DetectorBank:
         sl_sp = np.maximum(sl_sp, p.slow_floor * np.sqrt(a_b / (2.0 - a_b)) * spread)
         zb = np.where(live, np.abs(sl_r) / sl_sp, 0.0)
         dev_b = (zb - s["b_mean"]) / np.sqrt(s["b_var"] + 1e-4)
+        # A spike that recurs at its usual interval (a cron job) is routine, not news.
+        age = np.where(first, 0.0, t - s["t_first"])
+        dev = self._recurring(idx, live, z >= p.rt_min, dev, x - level, age, s)
         # News only if it exceeds what this series did recently: one alarm per episode.
         news = dev - p.suppress * np.maximum(s["peak"] - p.peak_floor, 0.0)
         # Own suppression: a slowly growing deviation is not muted by its own rise nor by fast
@@ -402,6 +425,48 @@ class DetectorBank:
         band = self._band(s["z_mean"], s["z_var"]) * spread
         alarm = (score >= self.threshold) & (n >= self.warmup) & live
         return Scores(score, expected, expected - band, expected + band, alarm)
+
+    def _recurring(
+        self,
+        idx: np.ndarray,
+        live: np.ndarray,
+        big: np.ndarray,
+        dev: np.ndarray,
+        resid: np.ndarray,
+        age: np.ndarray,
+        s: dict[str, np.ndarray],
+    ) -> np.ndarray:
+        """Deviation with routine recurring spikes scaled by rt_keep (see Params); remembers events.
+
+        Only series with an event this step do the O(events) work, so the cost stays flat."""
+        p = self.params
+        emax = s["ev_max"] * p.rt_decay
+        ev = live & big & (np.abs(resid) >= p.rt_frac * emax)
+        self._s["ev_max"][idx] = np.where(
+            ev, np.maximum(emax, np.abs(resid)), np.where(live, emax, s["ev_max"])
+        )
+        cand = np.flatnonzero(ev)
+        if cand.size == 0:
+            return dev
+        rows = idx[cand]
+        et = self._p["ev_t"][rows].astype(float)
+        er = self._p["ev_r"][rows].astype(float)
+        eg = self._p["ev_g"][rows].astype(float)
+        r = resid[cand][:, None]
+        a = age[cand]
+        with np.errstate(invalid="ignore"):
+            similar = np.abs(er - r) <= p.rt_size * np.maximum(np.abs(er), np.abs(r))
+            g0 = a - np.max(np.where(similar, et, -np.inf), axis=1)  # inf: no similar event yet
+            match = similar & (np.abs(eg - g0[:, None]) <= p.rt_gap * g0[:, None])
+        routine = match.sum(axis=1) >= p.rt_m
+        out = dev.copy()
+        out[cand] = np.where(routine, dev[cand] * p.rt_keep, dev[cand])
+        slot = s["ev_i"][cand].astype(np.intp) % _EVENTS
+        self._p["ev_t"][rows, slot] = a
+        self._p["ev_r"][rows, slot] = resid[cand]
+        self._p["ev_g"][rows, slot] = np.where(np.isfinite(g0), g0, np.nan)
+        self._s["ev_i"][rows] = slot + 1
+        return out
 
     def _band(self, z_mean: np.ndarray, z_var: np.ndarray) -> np.ndarray:
         """Half-width of the expected band, in spreads: the deviation that alone reaches the threshold."""

@@ -234,3 +234,25 @@ def test_a_day_long_drop_the_fast_models_absorb_is_found_by_the_slow_view() -> N
             assert not alarms[: 8 * DAY_STEPS].any()
             peaks[name] = scores[8 * DAY_STEPS : 9 * DAY_STEPS].max()
         assert peaks["slow view"] >= SENSITIVITY["medium"] > peaks["fast only"]
+
+
+def test_a_spike_at_its_usual_interval_is_routine_one_off_schedule_is_news() -> None:
+    """A cron-like spike once a day, +-15 minutes: from the fourth day on it is routine (the interval and
+    the size have repeated); the same spike at another time of day still alarms. The slow view is off
+    here so that only the recurrence rule is under test."""
+    for seed in (1, 2, 3):
+        rng = np.random.default_rng(seed)
+        n = 9 * DAY_STEPS
+        t = np.arange(n) * STEP
+        x = 50 + rng.normal(0, 1, n)
+        cron = [d * DAY_STEPS + 36 + int(rng.integers(-3, 4)) for d in range(9)]
+        off_schedule = 8 * DAY_STEPS + 180
+        x[cron] += 20
+        x[off_schedule] += 20
+        alarms = {}
+        for name, params in {"rule": Params(w_slow=0.0), "no rule": Params(w_slow=0.0, rt_keep=1.0)}.items():
+            bank = DetectorBank(warmup=DAY_STEPS, params=params)
+            idx = bank.add(1)
+            alarms[name] = run(bank, idx, t, x[:, None])[1][:, 0]
+        assert alarms["no rule"][cron[3:]].all() and not alarms["rule"][cron[3:]].any()
+        assert alarms["rule"][off_schedule]
