@@ -12,13 +12,14 @@ on a series that is rarely surprised at all (a bounded, Numenta-style "was this 
 surprise, calibrated the same way) than on a bursty one. A slow view (a ~24-sample mean against a slowly
 adapting expectation, with its own one-alarm-per-episode rule) finds what the fast models absorb within
 a few samples: a holiday, a slow drift. A spike of the usual size at the usual interval after the
-last ones (a cron job, whatever its period) is routine, not news. A new record (a
+last ones (a cron job, whatever its period) is routine, not news. When the fast and the slow view
+agree, their evidence adds up; after an alarm, nothing smaller is news for a while. A new record (a
 value beyond every value seen so far, by 5% of that range) that is also a clear deviation is news in
 itself and scores 1, even on a series whose routine spikes have taught the calibration to shrug.
 
 Everything is vectorised across series: ``update`` does a fixed number of numpy operations whatever the
-number of series. Memory per series: 37 float64 scalars + (144 + 168) float32 bins + 3 x 8 float32
-recent large surprises = 1,640 bytes.
+number of series. Memory per series: 38 float64 scalars + (144 + 168) float32 bins + 3 x 8 float32
+recent large surprises = 1,648 bytes.
 """
 
 from __future__ import annotations
@@ -93,6 +94,7 @@ _SCALARS: dict[str, float] = {
     "sm_weekly": np.nan,
     "ev_max": 0.0,  # decaying largest |residual| of recent large surprises (recurring spikes)
     "ev_i": 0.0,  # ring slot of the next large surprise
+    "peak_al": 0.0,  # decaying size of the last alarm (one alarm per episode on bursty series)
 }
 # What the first sample of a series sets.
 _FIRST = {"count", "t_first", "level", "abs_mean", "lo", "hi", "sl_lvl"}
@@ -177,6 +179,22 @@ class Params:
     rt_size: float = 0.25
     rt_gap: float = 0.05
     rt_m: float = 2.0
+    # Agreement of the fast view (spike / shift, after its suppression) and the slow view (after its
+    # own): when both see something, the weaker adds w_agree of itself to the stronger, so a moment
+    # where each view alone is a near miss (a burst that is also a slow level change) is news. The
+    # score divides the total by agree_scale so that NAB's standard profile still picks about the
+    # medium preset; the price is that an event seen by one view alone needs 1.2x the deviation.
+    w_agree: float = 0.75
+    agree_scale: float = 1.2
+    # One alarm per episode, at the alarm level: once the series has alarmed (shown news reaching
+    # al_fire, about the medium preset), a later sample is news only by how much it exceeds al_supp x
+    # that alarm's size (decaying by al_decay per sample; below al_floor it no longer suppresses). The
+    # fast suppression above forgives half of any recent deviation; this forgives none of an actual
+    # alarm, so a burst that rises over several samples (tweet volumes) alarms once, not at each step.
+    al_supp: float = 1.0
+    al_decay: float = 0.99
+    al_floor: float = 3.0
+    al_fire: float = 11.0
 
 
 @dataclass(frozen=True)
@@ -334,8 +352,13 @@ class DetectorBank:
         # episodes, only by its own earlier alarm (peak_sl, set when it fires).
         news_sl = p.w_slow * dev_b - p.slow_supp * np.maximum(s["peak_sl"] - p.peak_floor, 0.0)
         fired = news_sl >= p.slow_fire
-        news = np.maximum(news, news_sl)
-        score = np.where(live & (n >= 3), -np.expm1(log_ndtr(-news) / np.log(10.0) / SCORE_DECADES), 0.0)
+        # Two views that agree are stronger evidence than either alone (see Params); then nothing
+        # smaller than this series' last alarm is news. The record rule sees the unscaled total.
+        news = np.maximum(news, news_sl) + p.w_agree * np.maximum(np.minimum(news, news_sl), 0.0)
+        news = news - p.al_supp * np.maximum(s["peak_al"] - p.al_floor, 0.0)
+        shown = news / p.agree_scale
+        alarmed = live & (n >= 3) & (shown >= p.al_fire)
+        score = np.where(live & (n >= 3), -np.expm1(log_ndtr(-shown) / np.log(10.0) / SCORE_DECADES), 0.0)
         # A clear deviation to a value never seen before is news however noisy the series usually is.
         rng = s["hi"] - s["lo"]
         with np.errstate(invalid="ignore"):
@@ -416,6 +439,9 @@ class DetectorBank:
                 s["peak_sl"] * p.slow_decay, np.where(fired, np.minimum(p.w_slow * dev_b, p.peak_cap), 0.0)
             ),
             **{f"sm_{m}": n_sms[k] for k, m in enumerate(_MODELS)},
+            "peak_al": np.maximum(
+                s["peak_al"] * p.al_decay, np.where(alarmed, np.minimum(news, p.peak_cap), 0.0)
+            ),
         }
         for k, v in upd.items():
             self._s[k][idx] = np.where(live | (first & (k in _FIRST)), v, s[k])
@@ -470,7 +496,7 @@ class DetectorBank:
 
     def _band(self, z_mean: np.ndarray, z_var: np.ndarray) -> np.ndarray:
         """Half-width of the expected band, in spreads: the deviation that alone reaches the threshold."""
-        dev = -ndtri(10.0 ** (SCORE_DECADES * np.log1p(-self.threshold)))
+        dev = -ndtri(10.0 ** (SCORE_DECADES * np.log1p(-self.threshold))) * self.params.agree_scale
         return z_mean + dev * np.sqrt(z_var + 1e-4)
 
     # -- persistence -----------------------------------------------------------------------------

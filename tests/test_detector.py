@@ -63,7 +63,7 @@ def test_spike_raises_an_alarm_at_once_and_only_in_its_series() -> None:
     assert not alarms[DAY_STEPS:, [0, 1, 3, 4]].any()
 
 
-@pytest.mark.parametrize("jump", [-25.0, 25.0])
+@pytest.mark.parametrize("jump", [-30.0, 30.0])
 def test_level_shift_is_detected_then_absorbed(jump: float) -> None:
     bank = DetectorBank(warmup=DAY_STEPS)
     idx = bank.add(1)
@@ -193,17 +193,20 @@ def test_one_absurd_value_does_not_blind_the_detector() -> None:
 
 
 def test_new_record_with_a_clear_deviation_scores_the_top() -> None:
-    """A dip below every value seen scores 1 even on a series whose usual spikes mute its z-score."""
-    x = np.random.default_rng(5).normal(0, 1, 700)
-    x[::37] += 15.0  # ordinary upward spikes: large deviations are routine here
-    x = np.append(x, x.min() - 8.0)  # but nothing ever went this low
-    t = np.arange(x.size) * STEP
-    scores = {}
-    for name, params in {"records": None, "no records": Params(record_z=np.inf)}.items():
-        bank = DetectorBank(warmup=100, params=params)
-        scores[name], _ = run(bank, bank.add(1), t, x[:, None])
-    assert scores["records"][-1, 0] == 1.0
-    assert scores["no records"][-1, 0] < SENSITIVITY["medium"]
+    """A dip below every value seen scores 1 even on a series whose usual spikes (of varying size, so
+    not routine) mute its z-score; without the record rule it would not reach even the low preset."""
+    for seed in (5, 6, 7, 8):
+        rng = np.random.default_rng(seed)
+        x = rng.normal(0, 1, 700)
+        x[:500:37] += rng.uniform(10, 20, x[:500:37].size)  # large deviations are usual here
+        x = np.append(x, x.min() - 4.0)  # but nothing ever went this low
+        t = np.arange(x.size) * STEP
+        scores = {}
+        for name, params in {"records": None, "no records": Params(record_z=np.inf)}.items():
+            bank = DetectorBank(warmup=100, params=params)
+            scores[name], _ = run(bank, bank.add(1), t, x[:, None])
+        assert scores["records"][-1, 0] == 1.0
+        assert scores["no records"][-1, 0] < SENSITIVITY["low"]
 
 
 def test_record_must_clear_the_range_by_a_margin() -> None:
