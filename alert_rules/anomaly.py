@@ -4,16 +4,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from alert_rules.spec import MlAlertSpec
+from alert_rules.spec import MlAlertSpec, seconds
 from exporters import catalog, indicators
+
+# The detector reports an anomaly once per episode: the score is high for a sample or two, then drops
+# even if the series stays odd. The rule therefore looks at the highest score over its ``for`` plus
+# this hold, so that ``for`` still delays the alert and the alert stays up a while after the peak.
+HOLD = "5m"
+
+
+def window(alert: MlAlertSpec) -> str:
+    """How far back the rule looks for the score's peak: the alert's ``for`` plus ``HOLD``."""
+    return f"{int(seconds(alert.for_) + seconds(HOLD))}s"
 
 
 def expr(alert: MlAlertSpec) -> str:
-    """Highest score per tenant for the watched indicator, over the threshold."""
+    """Highest recent score per tenant for the watched indicator, over the threshold."""
     sel = catalog.ANOMALY_SCORE.selector(
         tenant=indicators.tenant_matcher(alert.tenants), **{catalog.INDICATOR: alert.model}
     )
-    return f"max by ({catalog.TENANT}) ({sel}) > {alert.threshold!r}"
+    return f"max by ({catalog.TENANT}) (max_over_time({sel}[{window(alert)}])) > {alert.threshold!r}"
 
 
 def rule(alert: MlAlertSpec, labels: dict[str, str]) -> dict[str, Any]:

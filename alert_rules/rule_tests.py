@@ -327,7 +327,25 @@ def ml_cases(a: MlAlertSpec) -> list[dict[str, Any]]:
     return [
         _group(f"{a.name} fires for {tenant} only", fire, a.name, minutes, [exp]),
         _group(f"{a.name} stays quiet", quiet, a.name, minutes, []),
+        _one_peak(a, tenant, high, low, exp),
     ]
+
+
+def _one_peak(a: MlAlertSpec, tenant: str, high: float, low: float, exp: dict[str, Any]) -> dict[str, Any]:
+    """The detector's real shape: one high sample (one alarm per episode). The alert fires once its
+    ``for`` has passed and resolves once the peak is older than the rule's window."""
+    sel = c.ANOMALY_SCORE.selector(tenant=tenant, **{c.INDICATOR: a.model})
+    after = int(seconds(a.for_) // 60) + 2
+    gone = int(seconds(anomaly_rules.window(a)) // 60) + 3
+    return {
+        "name": f"{a.name} fires on a one-sample peak, then resolves",
+        "interval": f"{INTERVAL_S}s",
+        "input_series": [{"series": sel, "values": f"{low!r} {high!r} {low!r}+0x{gone + 5}"}],
+        "alert_rule_test": [
+            {"eval_time": f"{after}m", "alertname": a.name, "exp_alerts": [exp]},
+            {"eval_time": f"{gone}m", "alertname": a.name, "exp_alerts": []},
+        ],
+    }
 
 
 def _matches(labels: dict[str, str], match: dict[str, str]) -> bool:
