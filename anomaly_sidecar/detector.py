@@ -13,13 +13,15 @@ surprise, calibrated the same way) than on a bursty one. A slow view (a ~24-samp
 adapting expectation, with its own one-alarm-per-episode rule) finds what the fast models absorb within
 a few samples: a holiday, a slow drift. A spike of the usual size at the usual interval after the
 last ones (a cron job, whatever its period) is routine, not news. When the fast and the slow view
-agree, their evidence adds up; after an alarm, nothing smaller is news for a while. A new record (a
+agree, their evidence adds up; after an alarm, nothing smaller is news for a while. On a series that
+idles at zero and bursts, a burst is judged against the usual burst, not against the idle spread. A
+new record (a
 value beyond every value seen so far, by 5% of that range) that is also a clear deviation is news in
 itself and scores 1, even on a series whose routine spikes have taught the calibration to shrug.
 
 Everything is vectorised across series: ``update`` does a fixed number of numpy operations whatever the
-number of series. Memory per series: 38 float64 scalars + (144 + 168) float32 bins + 3 x 8 float32
-recent large surprises = 1,648 bytes.
+number of series. Memory per series: 39 float64 scalars + (144 + 168) float32 bins + 3 x 8 float32
+recent large surprises = 1,656 bytes.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ _SCALARS: dict[str, float] = {
     "t_first": np.nan,
     "level": np.nan,  # fast robust level: the non-seasonal model
     "abs_mean": 0.0,  # EW mean of |x|, for a spread floor relative to the series' size
+    "err_long": np.nan,  # slow EW mean |residual|, bursts included: the floor on intermittent series
     "c_daily": 0.0,  # recent offset of the series from its daily / weekly profile
     "c_weekly": 0.0,
     "err_flat": np.nan,  # EW mean |residual| of each model: the spread that standardises deviations
@@ -195,6 +198,10 @@ class Params:
     al_decay: float = 0.99
     al_floor: float = 3.0
     al_fire: float = 11.0
+    # Spread floor on intermittent series (zeros with bursts): the spread is at least floor_rel x the
+    # long-run mean |residual| (rate alpha_slow, bursts included, each capped at peak_cap spreads), so
+    # a burst after a quiet stretch is not a 1e16-sigma event each time.
+    floor_rel: float = 0.05
 
 
 @dataclass(frozen=True)
@@ -294,7 +301,8 @@ class DetectorBank:
         pw = self._p["weekly"][idx, bw].astype(float)
         level = np.where(first, x, s["level"])
         abs_mean = np.where(first, np.abs(x), s["abs_mean"])
-        floor = 1e-3 * abs_mean + 1e-9
+        err_long = s["err_long"]
+        floor = np.maximum(1e-3 * abs_mean, p.floor_rel * np.nan_to_num(err_long)) + 1e-9
 
         # Predictions of the three models, made before x is seen; a never-seen bin falls back.
         pred_d = np.where(np.isfinite(pd), pd + s["c_daily"], level)
@@ -412,6 +420,11 @@ class DetectorBank:
             "t_first": np.where(first, t, s["t_first"]),
             "level": new_level,
             "abs_mean": abs_mean + a_l * (np.abs(x) - abs_mean),
+            "err_long": np.where(
+                np.isfinite(err_long),
+                err_long + a_s * (np.minimum(np.abs(resid), p.peak_cap * spread) - err_long),
+                np.abs(resid),
+            ),
             "c_daily": c_d,
             "c_weekly": c_w,
             **{f"err_{m}": new_errs[k] for k, m in enumerate(_MODELS)},

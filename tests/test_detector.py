@@ -259,3 +259,24 @@ def test_a_spike_at_its_usual_interval_is_routine_one_off_schedule_is_news() -> 
             alarms[name] = run(bank, idx, t, x[:, None])[1][:, 0]
         assert alarms["no rule"][cron[3:]].all() and not alarms["rule"][cron[3:]].any()
         assert alarms["rule"][off_schedule]
+
+
+def test_bursts_from_zero_are_judged_against_the_usual_burst() -> None:
+    """An intermittent series (zeros, then bursts of about 100): without the long-run spread floor each
+    burst is a 1e16-sigma event; with it, ordinary bursts mostly stop alarming once a few were seen,
+    while a burst six times the usual still alarms."""
+    for seed in (1, 2, 3):
+        rng = np.random.default_rng(seed)
+        x = np.zeros(3000)
+        starts = np.sort(rng.choice(np.arange(200, 2980), 25, replace=False))
+        for s0 in starts:
+            x[s0 : s0 + 3] = rng.uniform(80, 120)
+        x[-5] = 600.0
+        t = np.arange(x.size) * STEP
+        late = starts[starts > 1500]
+        alarms = {}
+        for name, params in {"floor": Params(), "no floor": Params(floor_rel=0.0)}.items():
+            bank = DetectorBank(warmup=150, params=params)
+            alarms[name] = run(bank, bank.add(1), t, x[:, None])[1][:, 0]
+        assert alarms["floor"][late].sum() <= len(late) // 2 < alarms["no floor"][late].sum()
+        assert alarms["floor"][-5]
