@@ -139,7 +139,7 @@ class Params:
     # range rests on record_after samples of history.
     record_tol: float = 0.05
     record_z: float = 6.0
-    record_after: float = 100.0
+    record_after: float = 200.0
     record_score: float = 1.0
     # Bounded surprise, as in Numenta's anomaly likelihood: raw = 1 - exp(-(z / htm_c)^2) in [0, 1]
     # saturates, so a 5-sigma and a 100-sigma sample are equally "unexpected"; its short mean (alpha_htm,
@@ -462,7 +462,9 @@ class DetectorBank:
         self._p["weekly"][idx[ok], bw[ok]] = pw_new[ok]
 
         band = self._band(s["z_mean"], s["z_var"]) * spread
-        alarm = (score >= self.threshold) & (n >= self.warmup) & live
+        # No alarms during the warm-up, and no score either: alert rules read the score itself.
+        score = np.where(n >= self.warmup, score, 0.0)
+        alarm = (score >= self.threshold) & live
         return Scores(score, expected, expected - band, expected + band, alarm)
 
     def _recurring(

@@ -100,7 +100,7 @@ def stack(
             port=sidecar_port,
             extra_args=[
                 "--indicators", WATCH, "--interval", "250ms", "--rate-window", "2s", "--backfill", "5s",
-                "--warmup", "40", "--sensitivity", SENSITIVITY_PRESET, "--state-every", "1h", "--forecast-every", "1h",
+                "--warmup", "80", "--sensitivity", SENSITIVITY_PRESET, "--state-every", "1h", "--forecast-every", "1h",
             ],
         )  # fmt: skip
         try:
