@@ -352,7 +352,7 @@ class DetectorBank:
         zb = np.where(live, np.abs(sl_r) / sl_sp, 0.0)
         dev_b = (zb - s["b_mean"]) / np.sqrt(s["b_var"] + 1e-4)
         # A spike that recurs at its usual interval (a cron job) is routine, not news.
-        age = np.where(first, 0.0, t - s["t_first"])
+        age = np.where(np.isfinite(s["t_first"]), t - s["t_first"], 0.0)
         dev = self._recurring(idx, live, z >= p.rt_min, dev, x - level, age, s)
         # News only if it exceeds what this series did recently: one alarm per episode.
         news = dev - p.suppress * np.maximum(s["peak"] - p.peak_floor, 0.0)
@@ -379,7 +379,6 @@ class DetectorBank:
         a_e = np.maximum(p.alpha_err, 1.0 / np.maximum(n, 1.0))
         a_l = np.maximum(p.alpha_level, 1.0 / (n + 1.0))
         a_c = np.maximum(p.alpha_long, 1.0 / (n + p.prior_n))
-        age = np.where(np.isfinite(s["t_first"]), t - s["t_first"], 0.0)
         a_d = np.maximum(p.alpha_season, 1.0 / (1.0 + np.floor(age / DAY)))
         a_w = np.maximum(p.alpha_season, 1.0 / (1.0 + np.floor(age / WEEK)))
         lim = p.clip * spread
