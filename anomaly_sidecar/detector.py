@@ -101,8 +101,8 @@ _SCALARS: dict[str, float] = {
 }
 # What the first sample of a series sets.
 _FIRST = {"count", "t_first", "level", "abs_mean", "lo", "hi", "sl_lvl"}
-# Recent large surprises per series (a ring): age since the first sample (s), signed residual, and the
-# gap (s) to the previous similar one. float32: ages of years keep a precision of seconds.
+# Recent large surprises per series (a ring): age since the first sample (s), signed size above the
+# level, and the gap (s) to the previous similar one. float32: ages of years keep a precision of seconds.
 _EVENTS = 8
 _PROFILES: dict[str, int] = {
     "daily": _DAILY_BINS,
@@ -171,7 +171,7 @@ class Params:
     slow_floor: float = 1.0
     # Recurring spikes are not news. A large surprise (raw z >= rt_min, and at least rt_frac of the
     # largest recent one, which decays by rt_decay per sample) is an event. An event of about the same
-    # signed size (within rt_size) as remembered ones, coming one usual gap after the last of them
+    # signed size above the level (within rt_size) as remembered ones, coming one usual gap after the last of them
     # (within rt_gap), where that gap already separated similar events at least rt_m times, is routine:
     # its deviation is multiplied by rt_keep. Period-agnostic: a daily cron spike with
     # +-15 min jitter and a spike every 100 samples alike; a spike sooner than usual is not routine.
@@ -472,7 +472,7 @@ class DetectorBank:
         live: np.ndarray,
         big: np.ndarray,
         dev: np.ndarray,
-        resid: np.ndarray,
+        size: np.ndarray,
         age: np.ndarray,
         s: dict[str, np.ndarray],
     ) -> np.ndarray:
@@ -481,9 +481,9 @@ class DetectorBank:
         Only series with an event this step do the O(events) work, so the cost stays flat."""
         p = self.params
         emax = s["ev_max"] * p.rt_decay
-        ev = live & big & (np.abs(resid) >= p.rt_frac * emax)
+        ev = live & big & (np.abs(size) >= p.rt_frac * emax)
         self._s["ev_max"][idx] = np.where(
-            ev, np.maximum(emax, np.abs(resid)), np.where(live, emax, s["ev_max"])
+            ev, np.maximum(emax, np.abs(size)), np.where(live, emax, s["ev_max"])
         )
         cand = np.flatnonzero(ev)
         if cand.size == 0:
@@ -492,7 +492,7 @@ class DetectorBank:
         et = self._p["ev_t"][rows].astype(float)
         er = self._p["ev_r"][rows].astype(float)
         eg = self._p["ev_g"][rows].astype(float)
-        r = resid[cand][:, None]
+        r = size[cand][:, None]
         a = age[cand]
         with np.errstate(invalid="ignore"):
             similar = np.abs(er - r) <= p.rt_size * np.maximum(np.abs(er), np.abs(r))
@@ -503,7 +503,7 @@ class DetectorBank:
         out[cand] = np.where(routine, dev[cand] * p.rt_keep, dev[cand])
         slot = s["ev_i"][cand].astype(np.intp) % _EVENTS
         self._p["ev_t"][rows, slot] = a
-        self._p["ev_r"][rows, slot] = resid[cand]
+        self._p["ev_r"][rows, slot] = size[cand]
         self._p["ev_g"][rows, slot] = np.where(np.isfinite(g0), g0, np.nan)
         self._s["ev_i"][rows] = slot + 1
         return out
