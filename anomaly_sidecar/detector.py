@@ -132,6 +132,7 @@ class Params:
     peak_floor: float = 3.0  # recent deviations below this (ordinary noise) do not suppress
     clip: float = 6.0  # residuals are winsorised at clip x spread before they update the model
     shift_run: float = 6.0  # this many consecutive large same-sign residuals -> a level shift
+    shift_score: float = 1.0
     season_gain: float = 0.9  # a seasonal model must cut the squared error by 10% to be chosen
     # A new record (beyond every value seen, by record_tol of the range seen, as the "spatial anomaly"
     # of Numenta's NAB detector) that is also a clear deviation (calibrated deviation >= record_z, so
@@ -313,6 +314,10 @@ class DetectorBank:
         model = _choose(mses, p.season_gain)
         expected = np.take_along_axis(preds, model[None], 0)[0]
         spread = np.take_along_axis(errs, model[None], 0)[0]
+        # A series that has not changed yet (errors all zero) has no scale: its first change is
+        # scored against the floor, but such a z says nothing about its usual surprises, so the
+        # calibration does not learn from it (one would swamp it for thousands of samples).
+        scaled = spread > 0
         spread = np.maximum(np.where(np.isfinite(spread), spread, 0.1 * abs_mean), floor)
         resid = x - expected
         z = np.where(live, np.abs(resid) / spread, 0.0)
@@ -365,7 +370,7 @@ class DetectorBank:
         news = np.maximum(news, news_sl) + p.w_agree * np.maximum(np.minimum(news, news_sl), 0.0)
         news = news - p.al_supp * np.maximum(s["peak_al"] - p.al_floor, 0.0)
         shown = news / p.agree_scale
-        alarmed = live & (n >= 3) & (shown >= p.al_fire)
+        alarmed = live & (n >= max(3, self.warmup)) & (shown >= p.al_fire)
         score = np.where(live & (n >= 3), -np.expm1(log_ndtr(-shown) / np.log(10.0) / SCORE_DECADES), 0.0)
         # A clear deviation to a value never seen before is news however noisy the series usually is.
         rng = s["hi"] - s["lo"]
@@ -373,23 +378,30 @@ class DetectorBank:
             record = live & (n >= p.record_after) & (rng > 0) & (news >= p.record_z)
             record &= (x > s["hi"] + p.record_tol * rng) | (x < s["lo"] - p.record_tol * rng)
         score = np.where(record, np.maximum(score, p.record_score), score)
+        lim = p.clip * spread
+        sign = np.sign(resid)
+        run = np.where(np.abs(resid) > lim, np.where(sign == np.sign(s["run"]), s["run"] + sign, sign), 0.0)
+        shifted = live & (np.abs(run) >= p.shift_run)
+        score = np.where(shifted & (n >= 3), np.maximum(score, p.shift_score), score)
 
         # Learn. Early rates are 1/n (plain running means), later the fixed EW rates; a seasonal
         # bin is seen once per period, so its rate is 1/periods-seen until it reaches alpha_season.
         a_e = np.maximum(p.alpha_err, 1.0 / np.maximum(n, 1.0))
         a_l = np.maximum(p.alpha_level, 1.0 / (n + 1.0))
         a_c = np.maximum(p.alpha_long, 1.0 / (n + p.prior_n))
-        a_d = np.maximum(p.alpha_season, 1.0 / (1.0 + np.floor(age / DAY)))
-        a_w = np.maximum(p.alpha_season, 1.0 / (1.0 + np.floor(age / WEEK)))
-        lim = p.clip * spread
+        # A bin is visited by several samples when the series is sampled finer than the bin (15 s
+        # scrapes, 10-minute bins): each sample moves it by its share of the visit, so a bin is the
+        # mean of its samples, not the last one (which would make the profile a last-value forecast).
+        per_s = np.where(age > 0, n / np.where(age > 0, age, 1.0), 0.0)
+        k_d = np.maximum(1.0, per_s * (DAY / _DAILY_BINS))
+        k_w = np.maximum(1.0, per_s * (WEEK / _WEEKLY_BINS))
+        a_d = np.maximum(p.alpha_season, 1.0 / (1.0 + np.floor(age / DAY))) / k_d
+        a_w = np.maximum(p.alpha_season, 1.0 / (1.0 + np.floor(age / WEEK))) / k_w
 
         e_all = np.abs(x - preds)
-        e_clip = np.minimum(e_all, p.clip * np.where(np.isfinite(errs), errs, e_all))
+        e_clip = np.minimum(e_all, p.clip * np.where(errs > 0, errs, e_all))
         new_errs = np.where(np.isfinite(errs), errs + a_e * (e_clip - errs), e_all)
         new_mses = np.where(np.isfinite(mses), mses + a_e * (e_clip**2 - mses), e_all**2)
-        sign = np.sign(resid)
-        run = np.where(np.abs(resid) > lim, np.where(sign == np.sign(s["run"]), s["run"] + sign, sign), 0.0)
-        shifted = np.abs(run) >= p.shift_run
         # Level and offsets follow x (winsorised); a confirmed level shift moves them at once.
         new_level = np.where(shifted, x, level + a_l * np.clip(x - level, -lim, lim))
         c_d = np.where(np.isfinite(pd), s["c_daily"] + a_l * np.clip(x - pd - s["c_daily"], -lim, lim), 0.0)
@@ -398,6 +410,7 @@ class DetectorBank:
         c_w = np.where(shifted & np.isfinite(pw), x - pw, c_w)
         pd_new = np.where(np.isfinite(pd), pd + a_d * np.clip(x - pd, -lim, lim), x)
         pw_new = np.where(np.isfinite(pw), pw + a_w * np.clip(x - pw, -lim, lim), x)
+        a_c = np.where(scaled, a_c, 0.0)
         z_mean, z_var = _ew_moments(s["z_mean"], s["z_var"], z, a_c, p.calib_cap)
         s_mean, s_var = _ew_moments(s["s_mean"], s["s_var"], np.abs(short), a_c, p.calib_cap)
         h_mean, h_var = _ew_moments(h_mean, h_var, h_short, a_c, p.calib_cap)
@@ -412,7 +425,7 @@ class DetectorBank:
         n_err = np.where(np.isfinite(sl_err), sl_err + a_se * (np.abs(sl_r) - sl_err), np.abs(sl_r))
         b_mean, b_var = _ew_moments(s["b_mean"], s["b_var"], zb, a_c, p.calib_cap)
         e2 = (x - preds) ** 2
-        e2 = np.minimum(e2, (p.clip**2) * np.where(np.isfinite(sms), sms, e2))
+        e2 = np.minimum(e2, (p.clip**2) * np.where(sms > 0, sms, e2))
         n_sms = np.where(np.isfinite(sms), sms + a_se * (e2 - sms), e2)
         upd = {
             "count": n + 1,
@@ -430,7 +443,7 @@ class DetectorBank:
             **{f"mse_{m}": new_mses[k] for k, m in enumerate(_MODELS)},
             "run": np.where(shifted, 0.0, run),
             "short": short,
-            "peak": np.maximum(np.minimum(dev, p.peak_cap), s["peak"] * p.peak_decay),
+            "peak": np.maximum(np.where(scaled, np.minimum(dev, p.peak_cap), 0.0), s["peak"] * p.peak_decay),
             "z_mean": z_mean,
             "z_var": z_var,
             "s_mean": s_mean,

@@ -130,6 +130,10 @@ def test_injected_anomaly_raises_only_that_tenants_score(
     calm = {t: prom.value(score_selector(tenant=t)) for t in TENANTS}
     assert all(v is not None and v < threshold for v in calm.values()), calm
 
+    alerts = f'ALERTS{{alertname="{ALERT.name}",alertstate="firing"}}'
+    # A calm tenant's stray alarm (calm noise crosses medium about once per 1,000 samples, see
+    # docs/anomaly-model.md) would hold its alert for 5 minutes: only alerts that start now count.
+    before = {a["metric"][c.TENANT] for a in prom.query(alerts)}
     spike_at = time.time()
     traffic.misbehave(BAD, "error_spike")
     detected = wait_until(
@@ -142,13 +146,12 @@ def test_injected_anomaly_raises_only_that_tenants_score(
     others = prom.query(f"max_over_time({score_selector(tenant='!=' + BAD)}[{max(2, int(took) + 1)}s])")
     assert {r["metric"][c.TENANT] for r in others} == set(TENANTS) - {BAD}
     assert all(float(r["value"][1]) < threshold for r in others), (others, detected)
-    alerts = f'ALERTS{{alertname="{ALERT.name}",alertstate="firing"}}'
     firing = wait_until(
         lambda: (f := prom.query(alerts)) and BAD in {a["metric"][c.TENANT] for a in f} and f,
         timeout=10,
         what=f"the anomaly alert rule firing for {BAD}",
     )
-    assert {a["metric"][c.TENANT] for a in firing} == {BAD}
+    assert {a["metric"][c.TENANT] for a in firing} - before == {BAD} - before
     traffic.misbehave(BAD, None)
 
 
