@@ -98,6 +98,7 @@ _SCALARS: dict[str, float] = {
     "ev_max": 0.0,  # decaying largest |residual| of recent large surprises (recurring spikes)
     "ev_i": 0.0,  # ring slot of the next large surprise
     "peak_al": 0.0,  # decaying size of the last alarm (one alarm per episode on bursty series)
+    "al_age": np.inf,  # samples since the last alarm: a level shift inside an alarmed episode is not news
 }
 # What the first sample of a series sets.
 _FIRST = {"count", "t_first", "level", "abs_mean", "lo", "hi", "sl_lvl"}
@@ -132,7 +133,11 @@ class Params:
     peak_floor: float = 3.0  # recent deviations below this (ordinary noise) do not suppress
     clip: float = 6.0  # residuals are winsorised at clip x spread before they update the model
     shift_run: float = 6.0  # this many consecutive large same-sign residuals -> a level shift
+    # A confirmed level shift (the run above) is news in itself: a step smeared over several samples
+    # by rate() is otherwise a string of near misses, each muted by the one before. It scores
+    # shift_score unless the series alarmed within the last shift_quiet samples (the same episode).
     shift_score: float = 1.0
+    shift_quiet: float = 24.0
     season_gain: float = 0.9  # a seasonal model must cut the squared error by 10% to be chosen
     # A new record (beyond every value seen, by record_tol of the range seen, as the "spatial anomaly"
     # of Numenta's NAB detector) that is also a clear deviation (calibrated deviation >= record_z, so
@@ -382,7 +387,8 @@ class DetectorBank:
         sign = np.sign(resid)
         run = np.where(np.abs(resid) > lim, np.where(sign == np.sign(s["run"]), s["run"] + sign, sign), 0.0)
         shifted = live & (np.abs(run) >= p.shift_run)
-        score = np.where(shifted & (n >= 3), np.maximum(score, p.shift_score), score)
+        shift_news = shifted & (n >= 3) & (s["al_age"] > p.shift_quiet)
+        score = np.where(shift_news, np.maximum(score, p.shift_score), score)
 
         # Learn. Early rates are 1/n (plain running means), later the fixed EW rates; a seasonal
         # bin is seen once per period, so its rate is 1/periods-seen until it reaches alpha_season.
@@ -464,6 +470,7 @@ class DetectorBank:
                 s["peak_sl"] * p.slow_decay, np.where(fired, np.minimum(p.w_slow * dev_b, p.peak_cap), 0.0)
             ),
             **{f"sm_{m}": n_sms[k] for k, m in enumerate(_MODELS)},
+            "al_age": np.where(alarmed | shift_news, 0.0, s["al_age"] + 1.0),
             "peak_al": np.maximum(
                 s["peak_al"] * p.al_decay, np.where(alarmed, np.minimum(news, p.peak_cap), 0.0)
             ),
