@@ -147,6 +147,9 @@ class Params:
     record_z: float = 6.0
     record_after: float = 200.0
     record_score: float = 1.0
+    # ... and it must be at least record_raw spreads from the expected value: the maxima of skewed,
+    # discrete noise (an error ratio of a few events per rate window) are records of the series too.
+    record_raw: float = 4.0
     # Bounded surprise, as in Numenta's anomaly likelihood: raw = 1 - exp(-(z / htm_c)^2) in [0, 1]
     # saturates, so a 5-sigma and a 100-sigma sample are equally "unexpected"; its short mean (alpha_htm,
     # about 10 samples) is judged against its own long-run mean and variance in this series. A spike
@@ -380,7 +383,7 @@ class DetectorBank:
         # A clear deviation to a value never seen before is news however noisy the series usually is.
         rng = s["hi"] - s["lo"]
         with np.errstate(invalid="ignore"):
-            record = live & (n >= p.record_after) & (rng > 0) & (news >= p.record_z)
+            record = live & (n >= p.record_after) & (rng > 0) & (news >= p.record_z) & (z >= p.record_raw)
             record &= (x > s["hi"] + p.record_tol * rng) | (x < s["lo"] - p.record_tol * rng)
         score = np.where(record, np.maximum(score, p.record_score), score)
         lim = p.clip * spread
