@@ -99,6 +99,7 @@ _SCALARS: dict[str, float] = {
     "ev_i": 0.0,  # ring slot of the next large surprise
     "peak_al": 0.0,  # decaying size of the last alarm (one alarm per episode on bursty series)
     "al_age": np.inf,  # samples since the last alarm: a level shift inside an alarmed episode is not news
+    "sh_age": np.inf,  # samples since the last confirmed level shift: frequent shifts are routine
 }
 # What the first sample of a series sets.
 _FIRST = {"count", "t_first", "level", "abs_mean", "lo", "hi", "sl_lvl"}
@@ -135,9 +136,12 @@ class Params:
     shift_run: float = 6.0  # this many consecutive large same-sign residuals -> a level shift
     # A confirmed level shift (the run above) is news in itself: a step smeared over several samples
     # by rate() is otherwise a string of near misses, each muted by the one before. It scores
-    # shift_score unless the series alarmed within the last shift_quiet samples (the same episode).
+    # shift_score unless the series alarmed within the last shift_quiet samples (the same episode) or
+    # shifted within the last shift_gap (after its warm-up): on a series that switches between levels
+    # (an agent going idle and busy) shifts are routine.
     shift_score: float = 1.0
     shift_quiet: float = 24.0
+    shift_gap: float = 300.0
     season_gain: float = 0.9  # a seasonal model must cut the squared error by 10% to be chosen
     # A new record (beyond every value seen, by record_tol of the range seen, as the "spatial anomaly"
     # of Numenta's NAB detector) that is also a clear deviation (calibrated deviation >= record_z, so
@@ -390,7 +394,7 @@ class DetectorBank:
         sign = np.sign(resid)
         run = np.where(np.abs(resid) > lim, np.where(sign == np.sign(s["run"]), s["run"] + sign, sign), 0.0)
         shifted = live & (np.abs(run) >= p.shift_run)
-        shift_news = shifted & (n >= 3) & (s["al_age"] > p.shift_quiet)
+        shift_news = shifted & (n >= 3) & (s["al_age"] > p.shift_quiet) & (s["sh_age"] > p.shift_gap)
         score = np.where(shift_news, np.maximum(score, p.shift_score), score)
 
         # Learn. Early rates are 1/n (plain running means), later the fixed EW rates; a seasonal
@@ -474,6 +478,7 @@ class DetectorBank:
             ),
             **{f"sm_{m}": n_sms[k] for k, m in enumerate(_MODELS)},
             "al_age": np.where(alarmed | shift_news, 0.0, s["al_age"] + 1.0),
+            "sh_age": np.where(shifted & (n >= self.warmup), 0.0, s["sh_age"] + 1.0),
             "peak_al": np.maximum(
                 s["peak_al"] * p.al_decay, np.where(alarmed, np.minimum(news, p.peak_cap), 0.0)
             ),

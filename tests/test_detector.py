@@ -331,3 +331,17 @@ def test_records_of_discrete_noise_rarely_alarm() -> None:
         bank = DetectorBank(warmup=80, params=params)
         rates[name] = run(bank, bank.add(100), t, x)[1][200:].mean()
     assert rates["rule"] < 1 / 2000 < rates["no rule"]
+
+
+def test_level_shifts_are_routine_on_a_series_that_switches_levels() -> None:
+    """A series switching between two levels every 150 samples: a confirmed shift is news only when
+    the series has not shifted in the last 300 samples, so once the switching is its habit it alarms
+    about once per 20 switches per series instead of every other switch."""
+    rng = np.random.default_rng(8)
+    k = np.arange(3000)
+    x = rng.normal(0, 1, (3000, 50)) + 20.0 * ((k // 150) % 2)[:, None]
+    alarms = {}
+    for name, params in {"rule": Params(), "no rule": Params(shift_gap=0.0)}.items():
+        bank = DetectorBank(warmup=150, params=params)
+        alarms[name] = run(bank, bank.add(50), k * STEP, x)[1][600:].sum(axis=0).mean()
+    assert alarms["rule"] < 1.0 < 5.0 < alarms["no rule"]
