@@ -20,8 +20,8 @@ value beyond every value seen so far, by 5% of that range) that is also a clear 
 itself and scores 1, even on a series whose routine spikes have taught the calibration to shrug.
 
 Everything is vectorised across series: ``update`` does a fixed number of numpy operations whatever the
-number of series. Memory per series: 39 float64 scalars + (144 + 168) float32 bins + 3 x 8 float32
-recent large surprises = 1,656 bytes.
+number of series. Memory per series: 42 float64 scalars + (144 + 168) float32 bins + 3 x 8 float32
+recent large surprises = 1,680 bytes.
 """
 
 from __future__ import annotations
@@ -100,6 +100,7 @@ _SCALARS: dict[str, float] = {
     "peak_al": 0.0,  # decaying size of the last alarm (one alarm per episode on bursty series)
     "al_age": np.inf,  # samples since the last alarm: a level shift inside an alarmed episode is not news
     "sh_age": np.inf,  # samples since the last confirmed level shift: frequent shifts are routine
+    "run_pk": 0.0,  # largest |residual| of the current run of large same-sign residuals
 }
 # What the first sample of a series sets.
 _FIRST = {"count", "t_first", "level", "abs_mean", "lo", "hi", "sl_lvl"}
@@ -142,6 +143,12 @@ class Params:
     shift_score: float = 1.0
     shift_quiet: float = 24.0
     shift_gap: float = 300.0
+    # ... and only if the series holds its new level: the residual that confirms the run must be at
+    # least shift_hold of the largest residual of the run. A burst that has already decayed to a
+    # fraction of its peak (tweet volumes, a retry storm dying out) is a transient, not a step; its
+    # peak was judged by the spike view. A step, even one smeared by rate(), rises to its level and
+    # stays there, so its last residual is its largest.
+    shift_hold: float = 0.5
     season_gain: float = 0.9  # a seasonal model must cut the squared error by 10% to be chosen
     # A new record (beyond every value seen, by record_tol of the range seen, as the "spatial anomaly"
     # of Numenta's NAB detector) that is also a clear deviation (calibrated deviation >= record_z, so
@@ -392,9 +399,12 @@ class DetectorBank:
         score = np.where(record, np.maximum(score, p.record_score), score)
         lim = p.clip * spread
         sign = np.sign(resid)
-        run = np.where(np.abs(resid) > lim, np.where(sign == np.sign(s["run"]), s["run"] + sign, sign), 0.0)
+        big, same = np.abs(resid) > lim, sign == np.sign(s["run"])
+        run = np.where(big, np.where(same, s["run"] + sign, sign), 0.0)
+        run_pk = np.where(big, np.where(same, np.maximum(s["run_pk"], np.abs(resid)), np.abs(resid)), 0.0)
         shifted = live & (np.abs(run) >= p.shift_run)
-        shift_news = shifted & (n >= 3) & (s["al_age"] > p.shift_quiet) & (s["sh_age"] > p.shift_gap)
+        held = np.abs(resid) >= p.shift_hold * run_pk
+        shift_news = shifted & held & (n >= 3) & (s["al_age"] > p.shift_quiet) & (s["sh_age"] > p.shift_gap)
         score = np.where(shift_news, np.maximum(score, p.shift_score), score)
 
         # Learn. Early rates are 1/n (plain running means), later the fixed EW rates; a seasonal
@@ -455,6 +465,7 @@ class DetectorBank:
             **{f"err_{m}": new_errs[k] for k, m in enumerate(_MODELS)},
             **{f"mse_{m}": new_mses[k] for k, m in enumerate(_MODELS)},
             "run": np.where(shifted, 0.0, run),
+            "run_pk": np.where(shifted, 0.0, run_pk),
             "short": short,
             "peak": np.maximum(np.where(scaled, np.minimum(dev, p.peak_cap), 0.0), s["peak"] * p.peak_decay),
             "z_mean": z_mean,

@@ -345,3 +345,27 @@ def test_level_shifts_are_routine_on_a_series_that_switches_levels() -> None:
         bank = DetectorBank(warmup=150, params=params)
         alarms[name] = run(bank, bank.add(50), k * STEP, x)[1][600:].sum(axis=0).mean()
     assert alarms["rule"] < 1.0 < 5.0 < alarms["no rule"]
+
+
+def test_a_decaying_burst_is_not_a_level_shift() -> None:
+    """Six large residuals in a row from a burst that is dying out (each 0.85 of the one before) confirm
+    a 'shift', but the series no longer holds that level: the confirming sample must be at least half
+    the run's largest residual to score the top as a shift. A step holds it."""
+    rng = np.random.default_rng(9)
+    base = rng.normal(0, 1, 600)
+    burst = base.copy()
+    burst[500:520] += 80.0 * 0.85 ** np.arange(20)
+    step = base.copy()
+    step[500:] += 30.0
+    t = np.arange(600) * STEP
+    top = {}
+    for name, params in {
+        "hold": Params(shift_quiet=0.0),
+        "no hold": Params(shift_quiet=0.0, shift_hold=0.0),
+    }.items():
+        for kind, x in {"burst": burst, "step": step}.items():
+            bank = DetectorBank(warmup=150, params=params)
+            scores = run(bank, bank.add(1), t, x[:, None])[0][:, 0]
+            top[name, kind] = (scores[503:515] == 1.0).any()
+    assert top["no hold", "burst"] and not top["hold", "burst"]
+    assert top["hold", "step"] and top["no hold", "step"]
