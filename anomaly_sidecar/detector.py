@@ -14,10 +14,11 @@ adapting expectation, with its own one-alarm-per-episode rule) finds what the fa
 a few samples: a holiday, a slow drift. A spike of the usual size at the usual interval after the
 last ones (a cron job, whatever its period) is routine, not news. When the fast and the slow view
 agree, their evidence adds up; after an alarm, nothing smaller is news for a while. On a series that
-idles at zero and bursts, a burst is judged against the usual burst, not against the idle spread. A
-new record (a
-value beyond every value seen so far, by 5% of that range) that is also a clear deviation is news in
-itself and scores 1, even on a series whose routine spikes have taught the calibration to shrug.
+idles at zero and bursts, a burst is judged against the usual burst, not against the idle spread. A new
+record (a value beyond every value seen so far, by 5% of that range) that is also a clear deviation is
+news in itself and scores 1, even on a series whose routine spikes have taught the calibration to shrug;
+so does a confirmed level shift that holds its new level, once per episode, on a series that rarely
+shifts (a step smeared by rate() is otherwise a string of near misses).
 
 Everything is vectorised across series: ``update`` does a fixed number of numpy operations whatever the
 number of series. Memory per series: 42 float64 scalars + (144 + 168) float32 bins + 3 x 8 float32

@@ -131,8 +131,8 @@ def test_injected_anomaly_raises_only_that_tenants_score(
     assert all(v is not None and v < threshold for v in calm.values()), calm
 
     alerts = f'ALERTS{{alertname="{ALERT.name}",alertstate="firing"}}'
-    # A calm tenant's stray alarm (calm noise crosses medium about once per 1,000 samples, see
-    # docs/anomaly-model.md) would hold its alert for 5 minutes: only alerts that start now count.
+    # A calm tenant's stray alarm (calm noise crosses medium a few dozen times per 100,000 samples,
+    # see docs/anomaly-model.md) would hold its alert for 5 minutes: only alerts that start now count.
     before = {a["metric"][c.TENANT] for a in prom.query(alerts)}
     spike_at = time.time()
     traffic.misbehave(BAD, "error_spike")
