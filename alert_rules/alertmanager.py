@@ -11,9 +11,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from alert_rules.labels import ACTIONS_LABEL, CHANNELS_LABEL
-from alert_rules.rules import to_yaml
-from alert_rules.spec import SEVERITIES, Spec
+from tenantpulse.alert_rules.labels import ACTIONS_LABEL, CHANNELS_LABEL
+from tenantpulse.alert_rules.rules import to_yaml
+from tenantpulse.alert_rules.spec import SEVERITIES, Spec
 
 CONFIG_FILE = "alertmanager.yml"
 TEMPLATE_FILE = "tenantpulse.tmpl"

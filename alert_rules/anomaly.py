@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from alert_rules.spec import MlAlertSpec, seconds
-from exporters import catalog, indicators
+from tenantpulse.alert_rules.spec import MlAlertSpec, seconds
+from tenantpulse.conventions import catalog, indicators
 
 # The detector reports an anomaly once per episode: the score is high for a sample or two, then drops
 # even if the series stays odd. The rule therefore looks at the highest score over its ``for`` plus

@@ -11,12 +11,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Request
 
-from alert_rules.checks import CheckFailed
-from alert_rules.spec import SpecError
-from alert_rules.store import AlertStore, Conflict, NotFound, ReloadFailed
-from exporters.api_models import ERROR_RESPONSES, ApiError
-from exporters.auth import require_scope
-from security.keys import ApiKey
+from tenantpulse.alert_rules.checks import CheckFailed
+from tenantpulse.alert_rules.spec import SpecError
+from tenantpulse.alert_rules.store import AlertStore, Conflict, NotFound, ReloadFailed
+from tenantpulse.exporters.api_models import ERROR_RESPONSES, ApiError
+from tenantpulse.exporters.auth import require_scope
+from tenantpulse.security.keys import ApiKey
 
 router = APIRouter(prefix="/analytics/alerts", tags=["alerts"], responses=ERROR_RESPONSES)
 Admin = Annotated[ApiKey, Depends(require_scope("admin"))]

@@ -6,7 +6,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from tenantpulse.errors import UsageError
+from tenantpulse.kernel.errors import UsageError
 
 
 class CheckFailed(UsageError):

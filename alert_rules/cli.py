@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from alert_rules import checks
-from alert_rules.alertmanager import write_alertmanager
-from alert_rules.rules import RULES_FILE, TESTS_FILE, write_rules
-from alert_rules.spec import load_spec
+from tenantpulse.alert_rules import checks
+from tenantpulse.alert_rules.alertmanager import write_alertmanager
+from tenantpulse.alert_rules.rules import RULES_FILE, TESTS_FILE, write_rules
+from tenantpulse.alert_rules.spec import load_spec
 
 
 def register(root: argparse._SubParsersAction, generate: argparse._SubParsersAction) -> None:

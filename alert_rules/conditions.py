@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from exporters import indicators
+from tenantpulse.conventions import indicators
 
 OPS: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from alert_rules.spec import AlertSpec, MlAlertSpec, SloSpec
+from tenantpulse.alert_rules.spec import AlertSpec, MlAlertSpec, SloSpec
 
 CHANNELS_LABEL = "tenantpulse_channels"
 ACTIONS_LABEL = "tenantpulse_actions"

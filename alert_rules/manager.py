@@ -12,9 +12,9 @@ from typing import Any
 
 import yaml
 
-from alert_rules.alertmanager import write_alertmanager
-from alert_rules.rules import write_rules
-from alert_rules.spec import Spec, SpecError, parse_spec
+from tenantpulse.alert_rules.alertmanager import write_alertmanager
+from tenantpulse.alert_rules.rules import write_rules
+from tenantpulse.alert_rules.spec import Spec, SpecError, parse_spec
 
 
 class AlertManager:

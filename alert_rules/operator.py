@@ -15,8 +15,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from alert_rules import alertmanager
-from alert_rules.spec import Spec
+from tenantpulse.alert_rules import alertmanager
+from tenantpulse.alert_rules.spec import Spec
 
 SLACK_URL_KEY = "slack-webhook-url"
 SMTP_PASSWORD_KEY = "smtp-password"

@@ -15,15 +15,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from alert_rules import anomaly as anomaly_rules
-from alert_rules import slo as slo_rules
-from alert_rules import threshold
-from alert_rules.conditions import Clause, Condition
-from alert_rules.labels import routing_labels
-from alert_rules.spec import AlertSpec, MlAlertSpec, SliPart, SloSpec, Spec, SpecError, seconds
-from alert_rules.templating import render
-from exporters import catalog as c
-from exporters import indicators as ind
+from tenantpulse.alert_rules import anomaly as anomaly_rules
+from tenantpulse.alert_rules import slo as slo_rules
+from tenantpulse.alert_rules import threshold
+from tenantpulse.alert_rules.conditions import Clause, Condition
+from tenantpulse.alert_rules.labels import routing_labels
+from tenantpulse.alert_rules.spec import AlertSpec, MlAlertSpec, SliPart, SloSpec, Spec, SpecError, seconds
+from tenantpulse.alert_rules.templating import render
+from tenantpulse.conventions import catalog as c
+from tenantpulse.conventions import indicators as ind
 
 INTERVAL_S = 60
 FIRING_TENANT = "tenant-a"
@@ -398,7 +398,7 @@ def _indicator_slo_series(s: SloSpec, tenant: str, share: float, n: int) -> list
 
 def slo_cases(s: SloSpec) -> list[dict[str, Any]]:
     rules = slo_rules.alert_rules(s, routing_labels(s))
-    name = slo_rules.alert_name(s)
+    name = s.alert_name
     minutes = _eval_minutes(s.page_for, s.ticket_for)
     n = minutes + 5
     tenant, outsider = _scope(s.tenants)

@@ -7,10 +7,10 @@ from typing import Any
 
 import yaml
 
-from alert_rules import anomaly, slo, threshold
-from alert_rules.labels import routing_labels
-from alert_rules.rule_tests import promtool_tests
-from alert_rules.spec import Spec
+from tenantpulse.alert_rules import anomaly, slo, threshold
+from tenantpulse.alert_rules.labels import routing_labels
+from tenantpulse.alert_rules.rule_tests import promtool_tests
+from tenantpulse.alert_rules.spec import Spec
 
 RULES_FILE = "tenantpulse-rules.yml"
 PROMETHEUS_RULE_FILE = "prometheusrule.yaml"

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from alert_rules.spec import SliPart, SloSpec
-from exporters import catalog, indicators
+from tenantpulse.alert_rules.spec import SliPart, SloSpec
+from tenantpulse.conventions import catalog, indicators
 
 WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
 ERROR_RATIO = "tenant:tenantpulse_slo_errors:ratio_rate{window}"
@@ -31,11 +31,6 @@ BURN_RULES = (
     BurnRule("page", ((14.4, "1h", "5m"), (6.0, "6h", "30m"))),
     BurnRule("ticket", ((3.0, "1d", "2h"), (1.0, "3d", "6h"))),
 )
-
-
-def alert_name(slo: SloSpec) -> str:
-    """``ingest_availability`` -> ``IngestAvailabilityErrorBudgetBurn`` (page and ticket share it)."""
-    return "".join(w.capitalize() for w in slo.name.split("_")) + "ErrorBudgetBurn"
 
 
 def windows(slo: SloSpec) -> tuple[str, ...]:
@@ -113,7 +108,7 @@ def alert_rules(slo: SloSpec, labels: dict[str, str]) -> list[dict[str, Any]]:
         severity = slo.severity_page if rule.kind == "page" else slo.severity_ticket
         out.append(
             {
-                "alert": alert_name(slo),
+                "alert": slo.alert_name,
                 "expr": burn_expr(slo, rule),
                 "for": slo.page_for if rule.kind == "page" else slo.ticket_for,
                 "labels": {"severity": severity, "burn": rule.kind, **labels},

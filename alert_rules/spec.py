@@ -11,19 +11,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from alert_rules.conditions import Condition, ConditionError, parse_condition
-from alert_rules.templating import TemplateError, check_template, value_template
-from anomaly_sidecar.detector import SENSITIVITY as SCORE_THRESHOLDS
-from exporters import catalog, indicators
-from tenantpulse.errors import UsageError
-from tenantpulse.yamlfile import read_yaml
+from tenantpulse.alert_rules.conditions import Condition, ConditionError, parse_condition
+from tenantpulse.alert_rules.templating import TemplateError, check_template, value_template
+from tenantpulse.conventions import catalog, indicators
+from tenantpulse.conventions.sensitivity import SENSITIVITY as SCORE_THRESHOLDS
+from tenantpulse.kernel.durations import is_prometheus_duration
+from tenantpulse.kernel.errors import UsageError
+from tenantpulse.kernel.yamlfile import read_yaml
 
 SEVERITIES = ("critical", "warning", "info")
 CHANNELS = ("slack", "email")
 SENSITIVITIES = {"high": "1m", "medium": "5m", "low": "15m"}
 """Anomaly alerts: a more sensitive alert waits less before firing."""
 
-DURATION_RE = re.compile(r"^((\d+)y)?((\d+)w)?((\d+)d)?((\d+)h)?((\d+)m)?((\d+)s)?((\d+)ms)?$")
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 ACTION_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 SLO_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -143,6 +143,11 @@ class SloSpec:
     actions: tuple[str, ...]
     runbook_url: str
 
+    @property
+    def alert_name(self) -> str:
+        """``ingest_availability`` -> ``IngestAvailabilityErrorBudgetBurn`` (page and ticket share it)."""
+        return "".join(w.capitalize() for w in self.name.split("_")) + "ErrorBudgetBurn"
+
 
 @dataclass(frozen=True)
 class Spec:
@@ -155,12 +160,10 @@ class Spec:
     routing: Routing
 
     def alert_names(self) -> list[str]:
-        from alert_rules.slo import alert_name as slo_alert_name
-
         return (
             [a.name for a in self.alerts]
             + [a.name for a in self.ml_alerts]
-            + [slo_alert_name(s) for s in self.slos]
+            + [s.alert_name for s in self.slos]
         )
 
 
@@ -579,7 +582,7 @@ def _choice(raw: Any, choices: tuple[str, ...], alert: str | None, fld: str) -> 
 
 
 def _duration(raw: Any, alert: str | None, fld: str) -> str:
-    if not isinstance(raw, str) or not raw or not DURATION_RE.match(raw):
+    if not is_prometheus_duration(raw):
         raise SpecError(
             f"bad duration {raw!r}; use a Prometheus duration such as 30s, 5m, 1h30m, 7d", alert, fld
         )

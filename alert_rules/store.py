@@ -18,9 +18,9 @@ from typing import Any
 import requests
 import yaml
 
-from alert_rules import checks
-from alert_rules.rules import RULES_FILE, write_rules
-from alert_rules.spec import SpecError, parse_spec
+from tenantpulse.alert_rules import checks
+from tenantpulse.alert_rules.rules import RULES_FILE, write_rules
+from tenantpulse.alert_rules.spec import SpecError, parse_spec
 
 SECTIONS = {"threshold": "alerts", "anomaly": "ml_alerts"}
 _LOCKS: dict[Path, threading.Lock] = {}

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from alert_rules.labels import routing_labels
-from alert_rules.spec import AlertSpec
-from alert_rules.templating import value_template
-from exporters import indicators
+from tenantpulse.alert_rules.labels import routing_labels
+from tenantpulse.alert_rules.spec import AlertSpec
+from tenantpulse.alert_rules.templating import value_template
+from tenantpulse.conventions import indicators
 
 
 def expr(a: AlertSpec) -> str:

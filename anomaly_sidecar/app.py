@@ -22,18 +22,19 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 from starlette.concurrency import run_in_threadpool
 
-from anomaly_sidecar.exposition import CONTENT_TYPE
-from anomaly_sidecar.facade import PredictiveAnalytics
-from anomaly_sidecar.reader import QueryError, format_duration, parse_duration
-from anomaly_sidecar.service import SidecarService
-from exporters import indicators
-from exporters.catalog import TENANT_ID_PATTERN
-from otel.asgi import instrument_app
-from security.audit import AuditLog
-from security.audit_http import AuditTrail
-from security.keys import ANY_TENANT, ApiKey, KeyRing
-from tenantpulse import __version__
-from tenantpulse.errors import UsageError
+from tenantpulse.anomaly_sidecar.exposition import CONTENT_TYPE
+from tenantpulse.anomaly_sidecar.facade import PredictiveAnalytics
+from tenantpulse.anomaly_sidecar.reader import QueryError
+from tenantpulse.anomaly_sidecar.service import SidecarService
+from tenantpulse.conventions import indicators
+from tenantpulse.conventions.catalog import TENANT_ID_PATTERN
+from tenantpulse.kernel.durations import format_duration, parse_duration
+from tenantpulse.kernel.errors import UsageError
+from tenantpulse.kernel.version import __version__
+from tenantpulse.otel.asgi import instrument_app
+from tenantpulse.security.audit import AuditLog
+from tenantpulse.security.audit_http import AuditTrail
+from tenantpulse.security.keys import ANY_TENANT, ApiKey, KeyRing
 
 log = structlog.get_logger("anomaly_sidecar.api")
 TenantId = Annotated[str, StringConstraints(pattern=TENANT_ID_PATTERN)]

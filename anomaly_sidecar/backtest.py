@@ -16,8 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from anomaly_sidecar.detector import DEFAULT_WARMUP, SENSITIVITY, DetectorBank, Params
-from tenantpulse.errors import UsageError
+from tenantpulse.anomaly_sidecar.detector import DEFAULT_WARMUP, DetectorBank, Params
+from tenantpulse.conventions.sensitivity import SENSITIVITY
+from tenantpulse.kernel.errors import UsageError
 
 
 @dataclass(frozen=True)

@@ -5,20 +5,22 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from anomaly_sidecar import state as state_file
-from anomaly_sidecar.app import create_app
-from anomaly_sidecar.detector import DEFAULT_WARMUP, SENSITIVITY
-from anomaly_sidecar.reader import Auth, PrometheusReader, parse_duration
-from anomaly_sidecar.registry import check_shard
-from anomaly_sidecar.service import ServiceConfig, SidecarService
-from exporters import indicators
-from otel.logging import configure_logging
-from security.audit import AuditLog
-from security.key_reload import KeyReloader
-from security.keys import KeyRing
-from security.state_crypto import StateCipher, load_key
-from tenantpulse.errors import UsageError
-from tenantpulse.serving import serve
+from tenantpulse.anomaly_sidecar import state as state_file
+from tenantpulse.anomaly_sidecar.app import create_app
+from tenantpulse.anomaly_sidecar.detector import DEFAULT_WARMUP
+from tenantpulse.anomaly_sidecar.reader import Auth, PrometheusReader
+from tenantpulse.anomaly_sidecar.registry import check_shard
+from tenantpulse.anomaly_sidecar.service import ServiceConfig, SidecarService
+from tenantpulse.conventions import indicators
+from tenantpulse.conventions.sensitivity import SENSITIVITY
+from tenantpulse.kernel.durations import parse_duration
+from tenantpulse.kernel.errors import UsageError
+from tenantpulse.kernel.serving import serve
+from tenantpulse.otel.logging import configure_logging
+from tenantpulse.security.audit import AuditLog
+from tenantpulse.security.key_reload import KeyReloader
+from tenantpulse.security.keys import KeyRing
+from tenantpulse.security.state_crypto import StateCipher, load_key
 
 
 def register(root: argparse._SubParsersAction, generate: argparse._SubParsersAction) -> None:

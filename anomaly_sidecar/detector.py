@@ -33,6 +33,8 @@ from functools import cache
 import numpy as np
 from scipy.special import log_ndtr, ndtri
 
+from tenantpulse.conventions.sensitivity import SENSITIVITY
+
 DAY = 86_400.0
 WEEK = 7 * DAY
 
@@ -41,9 +43,6 @@ WEEK = 7 * DAY
 # (p is a ranking device on the heavy-tailed deviations, not a literal false-alarm rate.)
 SCORE_DECADES = 12.0
 
-# Alarm thresholds on the score. medium is about the threshold NAB's standard profile picks for this
-# detector (benchmarks/bench_nab.py); high alarms earlier and more often, low only on the clearest cases.
-SENSITIVITY: dict[str, float] = {"low": 0.95, "medium": 0.9, "high": 0.8}
 
 DEFAULT_WARMUP = 150  # samples before alarms (scores are computed from the second sample on)
 

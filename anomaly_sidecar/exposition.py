@@ -16,8 +16,9 @@ import threading
 
 import numpy as np
 
-from exporters import catalog as c
-from exporters.exposition import TEXT_CONTENT_TYPE, escape_label_value, format_value, header
+from tenantpulse.conventions import catalog as c
+from tenantpulse.conventions.exposition import TEXT_CONTENT_TYPE, escape_label_value
+from tenantpulse.exporters.exposition import format_value, header
 
 SERIES_FAMILIES: tuple[c.Metric, ...] = (
     c.ANOMALY_SCORE,

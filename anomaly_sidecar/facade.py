@@ -16,11 +16,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from anomaly_sidecar.detector import DetectorBank
-from anomaly_sidecar.forecast import forecast as fit_forecast
-from anomaly_sidecar.reader import Auth, PrometheusReader, RangeSeries, parse_duration
-from exporters import catalog as c
-from exporters import indicators
+from tenantpulse.anomaly_sidecar.detector import DetectorBank
+from tenantpulse.anomaly_sidecar.forecast import forecast as fit_forecast
+from tenantpulse.anomaly_sidecar.reader import Auth, PrometheusReader, RangeSeries
+from tenantpulse.conventions import catalog as c
+from tenantpulse.conventions import indicators
+from tenantpulse.kernel.durations import parse_duration
 
 MAX_POINTS = 2000  # history points per forecast: enough for several seasons, cheap to fit
 

@@ -9,8 +9,6 @@ and is not retried.
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -20,43 +18,11 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from tenantpulse.errors import UsageError
+from tenantpulse.kernel.errors import UsageError
 
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 # Prometheus refuses range queries over 11,000 points per series; stay below it.
 MAX_POINTS_PER_REQUEST = 10_000
-
-_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in a Prometheus-style duration (``15s``, ``5m``, ``1h30m``, ``30d``) or a plain number."""
-    text = str(text).strip()
-    try:
-        value = float(text)
-    except ValueError:
-        parts = _DURATION_RE.findall(text)
-        if not parts or "".join(n + u for n, u in parts) != text:
-            raise UsageError(f"invalid duration {text!r}: use e.g. 15s, 5m, 1h, 30d") from None
-        value = sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
-    if not math.isfinite(value) or value <= 0:
-        raise UsageError(f"invalid duration {text!r}: must be positive")
-    return value
-
-
-def format_duration(seconds: float) -> str:
-    """The shortest Prometheus duration for whole seconds (``90`` -> ``1m30s``), used in PromQL and labels."""
-    rest = int(round(seconds))
-    if rest <= 0:
-        return f"{int(seconds * 1000)}ms"
-    out = ""
-    for unit in ("d", "h", "m", "s"):
-        n, rest = divmod(rest, int(_UNIT_SECONDS[unit]))
-        if n:
-            out += f"{n}{unit}"
-    return out
-
 
 class QueryError(Exception):
     """A query failed: unreachable server, retries exhausted, or an error answer from the API."""

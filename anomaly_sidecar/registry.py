@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
-from tenantpulse.errors import UsageError
+from tenantpulse.kernel.errors import UsageError
 
 SeriesKey = tuple[str, str]  # (tenant, indicator)
 

@@ -21,16 +21,17 @@ from typing import Any
 import numpy as np
 import structlog
 
-from anomaly_sidecar import state as state_file
-from anomaly_sidecar.detector import DEFAULT_WARMUP, DetectorBank
-from anomaly_sidecar.exposition import FORECAST_FAMILIES, SERIES_FAMILIES, OutputTable
-from anomaly_sidecar.forecast import forecast
-from anomaly_sidecar.reader import PrometheusReader, QueryError, format_duration
-from anomaly_sidecar.registry import Registry, SeriesKey
-from exporters import catalog as c
-from exporters import indicators
-from otel.tracing import set_attributes
-from otel.tracing import span as traced_span
+from tenantpulse.anomaly_sidecar import state as state_file
+from tenantpulse.anomaly_sidecar.detector import DEFAULT_WARMUP, DetectorBank
+from tenantpulse.anomaly_sidecar.exposition import FORECAST_FAMILIES, SERIES_FAMILIES, OutputTable
+from tenantpulse.anomaly_sidecar.forecast import forecast
+from tenantpulse.anomaly_sidecar.reader import PrometheusReader, QueryError
+from tenantpulse.anomaly_sidecar.registry import Registry, SeriesKey
+from tenantpulse.conventions import catalog as c
+from tenantpulse.conventions import indicators
+from tenantpulse.kernel.durations import format_duration
+from tenantpulse.otel.tracing import set_attributes
+from tenantpulse.otel.tracing import span as traced_span
 
 log = structlog.get_logger("anomaly_sidecar")
 STATE_VERSION = 1

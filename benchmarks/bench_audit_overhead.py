@@ -19,10 +19,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from exporters.app import create_app
-from exporters.settings import ExporterSettings
-from otel.logging import configure_logging
-from security.audit_http import AuditTrail
+from tenantpulse.exporters.app import create_app
+from tenantpulse.exporters.settings import ExporterSettings
+from tenantpulse.otel.logging import configure_logging
+from tenantpulse.security.audit_http import AuditTrail
 from tests.support.exporter import write_keys_file
 
 REQUESTS = 2_000

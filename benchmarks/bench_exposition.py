@@ -25,9 +25,9 @@ from prometheus_client import (
     generate_latest,
 )
 
-from exporters import catalog as c
-from exporters.collector import CollectorConfig, MetricsCollector
-from exporters.events import AppEvent, BusinessFigures
+from tenantpulse.conventions import catalog as c
+from tenantpulse.exporters.collector import CollectorConfig, MetricsCollector
+from tenantpulse.exporters.events import AppEvent, BusinessFigures
 
 Render = Callable[[], bytes]
 

@@ -23,8 +23,8 @@ from pathlib import Path
 import requests
 import yaml
 
-from exporters import catalog
-from exporters.traffic import TenantProfile, TrafficGenerator
+from tenantpulse.conventions import catalog
+from tenantpulse.exporters.traffic import TenantProfile, TrafficGenerator
 
 BATCH = 500
 ROUNDS = 8

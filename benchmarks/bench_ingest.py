@@ -15,9 +15,9 @@ from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from exporters import catalog
-from exporters.collector import CollectorConfig, MetricsCollector
-from exporters.events import AppEvent
+from tenantpulse.conventions import catalog
+from tenantpulse.exporters.collector import CollectorConfig, MetricsCollector
+from tenantpulse.exporters.events import AppEvent
 
 EVENTS = 100_000
 BATCH = 1_000

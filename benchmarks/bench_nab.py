@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 from scipy.special import ndtr
 
-from anomaly_sidecar.backtest import parse_time, read_series, score_many
 from benchmarks.nab_scoring import Labelled, Result, score_all
+from tenantpulse.anomaly_sidecar.backtest import parse_time, read_series, score_many
 
 # Published standard-profile scores on exactly these 31 files (../shared/nab/README.md).
 PUBLISHED: dict[str, float] = {

@@ -24,13 +24,14 @@ from typing import Any
 import numpy as np
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
-from anomaly_sidecar.detector import DetectorBank
-from anomaly_sidecar.exposition import FORECAST_FAMILIES, SERIES_FAMILIES
-from anomaly_sidecar.forecast import forecast
-from anomaly_sidecar.reader import PrometheusReader, format_duration
-from anomaly_sidecar.service import ServiceConfig, SidecarService
-from exporters import catalog as c
-from exporters import indicators
+from tenantpulse.anomaly_sidecar.detector import DetectorBank
+from tenantpulse.anomaly_sidecar.exposition import FORECAST_FAMILIES, SERIES_FAMILIES
+from tenantpulse.anomaly_sidecar.forecast import forecast
+from tenantpulse.anomaly_sidecar.reader import PrometheusReader
+from tenantpulse.anomaly_sidecar.service import ServiceConfig, SidecarService
+from tenantpulse.conventions import catalog as c
+from tenantpulse.conventions import indicators
+from tenantpulse.kernel.durations import format_duration
 
 TENANTS = 20_000
 STEP = 15.0

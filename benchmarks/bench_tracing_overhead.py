@@ -39,11 +39,11 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, TraceIdRatioBased
 from opentelemetry.trace import NoOpTracerProvider
 
-import exporters.app
-from exporters.app import create_app
-from exporters.settings import ExporterSettings
-from otel.asgi import instrument_app
-from otel.logging import configure_logging
+from tenantpulse.exporters import app as exporter_app
+from tenantpulse.exporters.app import create_app
+from tenantpulse.exporters.settings import ExporterSettings
+from tenantpulse.otel.asgi import instrument_app
+from tenantpulse.otel.logging import configure_logging
 
 KEY = "bench-key"
 EVENTS_PER_REQUEST = 10
@@ -80,7 +80,7 @@ def _settings(workdir: Path) -> ExporterSettings:
 
 def _build(settings: ExporterSettings, provider: object | None, bypass: bool) -> FastAPI:
     if bypass:
-        with mock.patch.object(exporters.app, "instrument_app", lambda app: app):
+        with mock.patch.object(exporter_app, "instrument_app", lambda app: app):
             return create_app(settings)
     app = create_app(settings)  # tracing is not configured in this process: this is the "off" app
     if provider is not None:
@@ -152,7 +152,7 @@ def _run() -> None:
                 # The handler's ``set_attributes`` calls are part of what "tracing off" costs, so the
                 # baseline runs without them (the handler looks the name up at call time).
                 untraced = name == BASELINE
-                with mock.patch.object(exporters.app, "set_attributes", _no_attributes) if untraced else NULL:
+                with mock.patch.object(exporter_app, "set_attributes", _no_attributes) if untraced else NULL:
                     rates[name].append(asyncio.run(_round(apps[name], body)))
         on10.shutdown()
         on100.shutdown()

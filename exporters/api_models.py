@@ -20,9 +20,8 @@ from pydantic import (
     model_validator,
 )
 
-from exporters.catalog import TENANT_ID_PATTERN
-from exporters.collector import EVENT_TYPE_RE
-from exporters.events import AppEvent, BusinessFigures
+from tenantpulse.conventions.catalog import EVENT_TYPE_RE, TENANT_ID_PATTERN
+from tenantpulse.exporters.events import AppEvent, BusinessFigures
 
 # Event types become label values; the collector's rule is the one rule (short, nothing to escape).
 EVENT_TYPE_PATTERN = EVENT_TYPE_RE.pattern

@@ -24,8 +24,15 @@ from pydantic.json_schema import models_json_schema
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from exporters import ingest_parsing
-from exporters.api_models import (
+from tenantpulse.conventions.catalog import TENANT_ID_PATTERN
+from tenantpulse.conventions.exposition import (
+    OPENMETRICS_CONTENT_TYPE,
+    OPENMETRICS_MEDIA_TYPE,
+    TEXT_CONTENT_TYPE,
+    TEXT_MEDIA_TYPE,
+)
+from tenantpulse.exporters import ingest_parsing
+from tenantpulse.exporters.api_models import (
     ERROR_RESPONSES,
     ApiError,
     BatchIn,
@@ -35,29 +42,26 @@ from exporters.api_models import (
     Health,
     IngestResult,
 )
-from exporters.auth import allowed, authenticate, bearer, check_tenants, forbidden, require_scope
-from exporters.catalog import TENANT_ID_PATTERN
-from exporters.events import IngestError
-from exporters.limits import TenantRateLimiter, read_body
-from exporters.request_context import RequestContext
-from exporters.settings import ExporterSettings
-from otel.asgi import instrument_app
-from otel.exemplars import current_exemplar
-from otel.tracing import set_attributes
-from security.audit import AuditLog
-from security.audit_http import AuditTrail
-from security.keys import ANY_TENANT, ApiKey, KeyRing
+from tenantpulse.exporters.auth import allowed, authenticate, bearer, check_tenants, forbidden, require_scope
+from tenantpulse.exporters.events import IngestError
+from tenantpulse.exporters.limits import TenantRateLimiter, read_body
+from tenantpulse.exporters.request_context import RequestContext
+from tenantpulse.exporters.settings import ExporterSettings
+from tenantpulse.otel.asgi import instrument_app
+from tenantpulse.otel.exemplars import current_exemplar
+from tenantpulse.otel.tracing import set_attributes
+from tenantpulse.security.audit import AuditLog
+from tenantpulse.security.audit_http import AuditTrail
+from tenantpulse.security.keys import ANY_TENANT, ApiKey, KeyRing
 
 if TYPE_CHECKING:
-    from exporters.collector import CollectorConfig, MetricsCollector
+    from tenantpulse.exporters.collector import CollectorConfig, MetricsCollector
 
-# Modules whose ``router`` is mounted on the exporter app (e.g. "alert_rules.api"). One line per part.
-ROUTER_MODULES: tuple[str, ...] = ("alert_rules.api", "grafana.api", "security.erasure")
+# Modules whose ``router`` is mounted on the exporter app (e.g. "tenantpulse.alert_rules.api"). One line per part.
+ROUTER_MODULES: tuple[str, ...] = ("tenantpulse.alert_rules.api", "tenantpulse.grafana.api", "tenantpulse.security.erasure")
 
 log = structlog.get_logger("tenantpulse.exporter")
 
-TEXT_FORMAT = "text/plain; version=0.0.4; charset=utf-8"
-OPENMETRICS_FORMAT = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 REJECT_REASONS = {403: "forbidden", 413: "too_large", 415: "invalid", 422: "invalid", 429: "rate_limited"}
 
 
@@ -91,7 +95,7 @@ def create_app(
     app.state.settings = settings
     app.state.keyring = keyring if keyring is not None else KeyRing.from_file(settings.api_keys_file)
     if collector is None:
-        from exporters.collector import MetricsCollector
+        from tenantpulse.exporters.collector import MetricsCollector
 
         collector = MetricsCollector(collector_config(settings))
     app.state.collector = collector
@@ -112,7 +116,7 @@ def create_app(
 
 
 def collector_config(settings: ExporterSettings) -> CollectorConfig:
-    from exporters.collector import CollectorConfig
+    from tenantpulse.exporters.collector import CollectorConfig
 
     return CollectorConfig(
         pseudonym_keys=settings.pseudonym_keys,
@@ -260,7 +264,7 @@ def _add_routes(app: FastAPI) -> None:
         responses={
             200: {
                 "description": "Prometheus text exposition, or OpenMetrics when `Accept` asks for it.",
-                "content": {"text/plain": {"schema": {"type": "string"}}, "application/openmetrics-text": {}},
+                "content": {TEXT_MEDIA_TYPE: {"schema": {"type": "string"}}, OPENMETRICS_MEDIA_TYPE: {}},
             },
             **ERROR_RESPONSES,
         },
@@ -276,9 +280,9 @@ def _add_routes(app: FastAPI) -> None:
             key = await authenticate(request, await bearer(request))
             if not allowed(key, tenant, "read"):
                 raise forbidden(key, tenant, "read", "tenant" if tenant else "Authorization")
-        openmetrics = "application/openmetrics-text" in request.headers.get("accept", "")
+        openmetrics = OPENMETRICS_MEDIA_TYPE in request.headers.get("accept", "")
         body = state.collector.render(tenant=tenant, openmetrics=openmetrics)
-        return Response(body, media_type=OPENMETRICS_FORMAT if openmetrics else TEXT_FORMAT)
+        return Response(body, media_type=OPENMETRICS_CONTENT_TYPE if openmetrics else TEXT_CONTENT_TYPE)
 
     @app.get("/healthz", response_model=Health, tags=["health"], summary="The process is alive")
     async def healthz() -> Health:

@@ -21,8 +21,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from exporters.api_models import ApiError
-from security.keys import ANY_TENANT, ApiKey, KeyRing
+from tenantpulse.exporters.api_models import ApiError
+from tenantpulse.security.keys import ANY_TENANT, ApiKey, KeyRing
 
 bearer = HTTPBearer(
     auto_error=False, description="An API key from the keys file: `Authorization: Bearer <key>`."

@@ -7,9 +7,9 @@ import gc
 from pathlib import Path
 from typing import Any
 
-from exporters.settings import ExporterSettings, load_pseudonym_keys
-from otel.logging import configure_logging
-from tenantpulse.errors import UsageError
+from tenantpulse.exporters.settings import ExporterSettings, load_pseudonym_keys
+from tenantpulse.kernel.errors import UsageError
+from tenantpulse.otel.logging import configure_logging
 
 
 def register(root: Any, generate: Any) -> None:
@@ -105,9 +105,9 @@ def settings_from_args(args: argparse.Namespace) -> ExporterSettings:
 
 
 def run(args: argparse.Namespace) -> int:
-    from exporters.app import create_app  # the web stack loads only for this subcommand
-    from security.key_reload import KeyReloader
-    from tenantpulse.serving import check_tls_files, serve
+    from tenantpulse.exporters.app import create_app  # the web stack loads only for this subcommand
+    from tenantpulse.kernel.serving import check_tls_files, serve
+    from tenantpulse.security.key_reload import KeyReloader
 
     settings = settings_from_args(args)
     check_tls_files(args.tls_cert, args.tls_key)

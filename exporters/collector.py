@@ -19,9 +19,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from exporters import catalog as c
-from exporters.events import AppEvent, BusinessFigures, IngestError
-from exporters.exposition import (
+from tenantpulse.conventions import catalog as c
+from tenantpulse.exporters.events import AppEvent, BusinessFigures, IngestError
+from tenantpulse.exporters.exposition import (
     Exemplar,
     HistogramTable,
     SeriesTable,
@@ -30,12 +30,12 @@ from exporters.exposition import (
     render_exemplar,
     render_families,
 )
-from exporters.kpis import Kpi, make_spec
-from exporters.pseudonym import Pseudonymizer
-from exporters.sketches import LONGEST, WINDOWS
-from exporters.store import FAMILIES, TenantState
-from exporters.system import read_host
-from otel.exemplars import current_exemplar
+from tenantpulse.exporters.kpis import Kpi, make_spec
+from tenantpulse.exporters.pseudonym import Pseudonymizer
+from tenantpulse.exporters.sketches import LONGEST, WINDOWS
+from tenantpulse.exporters.store import FAMILIES, TenantState
+from tenantpulse.exporters.system import read_host
+from tenantpulse.otel.exemplars import current_exemplar
 
 EVENT_TYPE_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,63}$")
 REASON_RE = re.compile(r"^[a-z0-9_]{1,32}$")

@@ -14,18 +14,11 @@ from bisect import bisect_left
 from collections.abc import Sequence
 from itertools import accumulate
 
-from exporters.catalog import Metric
-
-TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+from tenantpulse.conventions.catalog import Metric
+from tenantpulse.conventions.exposition import escape_label_value
 
 Key = str | tuple[str, ...]  # a bare string when the table has exactly one label of its own
 Exemplar = tuple[str, float, float]  # rendered label set, observed value, unix time
-
-
-def escape_label_value(value: str) -> str:
-    """Escape a label value as both formats require: backslash, double quote, newline."""
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 def escape_help(text: str, openmetrics: bool) -> str:

@@ -15,8 +15,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from exporters.api_models import ApiError, BatchIn, BusinessIn, EventIn
-from exporters.events import AppEvent, BusinessFigures
+from tenantpulse.exporters.api_models import ApiError, BatchIn, BusinessIn, EventIn
+from tenantpulse.exporters.events import AppEvent, BusinessFigures
 
 JSON_TYPES = {"application/json", "text/json"}
 NDJSON_TYPES = {"application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines"}

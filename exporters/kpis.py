@@ -13,9 +13,9 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from exporters import catalog
-from exporters.events import IngestError
-from exporters.exposition import Key, SeriesTable
+from tenantpulse.conventions import catalog
+from tenantpulse.exporters.events import IngestError
+from tenantpulse.exporters.exposition import Key, SeriesTable
 
 KpiType = Literal["gauge", "counter"]
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 
 from fastapi import Request
 
-from exporters.api_models import ApiError
+from tenantpulse.exporters.api_models import ApiError
 
 
 class TenantRateLimiter:

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from tenantpulse.errors import UsageError
-from tenantpulse.yamlfile import read_yaml
+from tenantpulse.kernel.errors import UsageError
+from tenantpulse.kernel.yamlfile import read_yaml
 
 MetricsAuth = Literal["none", "required"]
 

@@ -6,10 +6,10 @@ unique users, KPIs); the exporter's own self-monitoring series about the tenant 
 
 from __future__ import annotations
 
-from exporters import catalog as c
-from exporters.exposition import HistogramTable, SeriesTable, Table
-from exporters.kpis import Kpi
-from exporters.sketches import UniqueUsers
+from tenantpulse.conventions import catalog as c
+from tenantpulse.exporters.exposition import HistogramTable, SeriesTable, Table
+from tenantpulse.exporters.kpis import Kpi
+from tenantpulse.exporters.sketches import UniqueUsers
 
 # Exposition order of the families (HELP/TYPE written once each).
 FAMILIES: tuple[c.Metric, ...] = (

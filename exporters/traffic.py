@@ -26,7 +26,7 @@ import numpy as np
 import requests
 import structlog
 
-from exporters.indicators import ERROR_EVENT, PLAY_EVENT, SESSION_EVENT
+from tenantpulse.conventions.indicators import ERROR_EVENT, PLAY_EVENT, SESSION_EVENT
 
 Misbehaviour = Literal["error_spike", "traffic_drop"]
 MISBEHAVIOURS: tuple[str, ...] = ("error_spike", "traffic_drop")

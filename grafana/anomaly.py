@@ -10,11 +10,11 @@ from collections.abc import Sequence
 
 from grafanalib import core as g
 
-from anomaly_sidecar.detector import SENSITIVITY
-from exporters import catalog as c
-from exporters import indicators
-from grafana import panels as p
-from grafana import templating as tv
+from tenantpulse.conventions import catalog as c
+from tenantpulse.conventions import indicators
+from tenantpulse.conventions.sensitivity import SENSITIVITY
+from tenantpulse.grafana import panels as p
+from tenantpulse.grafana import templating as tv
 
 LOWER = "lower"
 UPPER = "upper"

@@ -14,11 +14,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Request
 from fastapi.responses import JSONResponse
 
-from exporters.api_models import ERROR_RESPONSES, ApiError
-from exporters.auth import require_scope
-from grafana import custom, realtime, render
-from grafana import spec as s
-from security.keys import ApiKey
+from tenantpulse.exporters.api_models import ERROR_RESPONSES, ApiError
+from tenantpulse.exporters.auth import require_scope
+from tenantpulse.grafana import custom, realtime, render
+from tenantpulse.grafana import spec as s
+from tenantpulse.security.keys import ApiKey
 
 router = APIRouter(prefix="/analytics/dashboards", tags=["dashboards"], responses=ERROR_RESPONSES)
 Reader = Annotated[ApiKey, Depends(require_scope("read"))]

@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from grafana import generate, push
-from grafana import spec as s
-from tenantpulse.errors import UsageError
+from tenantpulse.grafana import generate, push
+from tenantpulse.grafana import spec as s
+from tenantpulse.kernel.errors import UsageError
 
 
 def register(root: argparse._SubParsersAction, gen: argparse._SubParsersAction) -> None:

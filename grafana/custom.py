@@ -7,12 +7,12 @@ from typing import Any
 
 from grafanalib import core as g
 
-from exporters import indicators
-from grafana import anomaly, layout
-from grafana import panels as p
-from grafana import spec as s
-from grafana import templating as tv
-from grafana.render import uid_for
+from tenantpulse.conventions import indicators
+from tenantpulse.grafana import anomaly, layout
+from tenantpulse.grafana import panels as p
+from tenantpulse.grafana import spec as s
+from tenantpulse.grafana import templating as tv
+from tenantpulse.grafana.render import uid_for
 
 
 def _queries(comp: s.Component) -> list[p.Query]:

@@ -7,8 +7,8 @@ from typing import Any
 
 import yaml
 
-from grafana import custom, provisioning, realtime, render, slo
-from grafana import spec as s
+from tenantpulse.grafana import custom, provisioning, realtime, render, slo
+from tenantpulse.grafana import spec as s
 
 
 def dashboards(spec: s.DashboardsSpec) -> dict[str, dict[str, Any]]:

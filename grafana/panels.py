@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import attr
 from grafanalib import core as g
 
-from exporters import catalog as c
-from exporters import indicators
-from grafana import templating as tv
+from tenantpulse.conventions import catalog as c
+from tenantpulse.conventions import indicators
+from tenantpulse.grafana import templating as tv
 
 RATE_WINDOW = "$__rate_interval"
 TENANT_MATCH = f"${tv.TENANT}"

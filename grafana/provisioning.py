@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from grafana.spec import GrafanaTarget
-from otel.exemplars import TRACE_ID_LABEL
+from tenantpulse.grafana.spec import GrafanaTarget
+from tenantpulse.otel.exemplars import TRACE_ID_LABEL
 
 PROMETHEUS_UID = "tenantpulse-prometheus"
 JAEGER_UID = "tenantpulse-jaeger"

@@ -13,7 +13,7 @@ from typing import Any
 
 import requests
 
-from tenantpulse.errors import UsageError
+from tenantpulse.kernel.errors import UsageError
 
 TIMEOUT_S = 10.0
 

@@ -6,13 +6,13 @@ from collections.abc import Callable, Sequence
 
 from grafanalib import core as g
 
-from exporters import catalog as c
-from exporters import indicators
-from grafana import anomaly, layout
-from grafana import panels as p
-from grafana import templating as tv
-from grafana.render import uid_for
-from tenantpulse.errors import UsageError
+from tenantpulse.conventions import catalog as c
+from tenantpulse.conventions import indicators
+from tenantpulse.grafana import anomaly, layout
+from tenantpulse.grafana import panels as p
+from tenantpulse.grafana import templating as tv
+from tenantpulse.grafana.render import uid_for
+from tenantpulse.kernel.errors import UsageError
 
 Sized = tuple[object, tuple[int, int]]
 

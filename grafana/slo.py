@@ -10,14 +10,14 @@ from pathlib import Path
 
 from grafanalib import core as g
 
-from alert_rules import slo as rules
-from alert_rules.spec import SloSpec, load_spec
-from exporters import catalog as c
-from grafana import layout
-from grafana import panels as p
-from grafana import templating as tv
-from grafana.render import uid_for
-from tenantpulse.errors import UsageError
+from tenantpulse.alert_rules import slo as rules
+from tenantpulse.alert_rules.spec import SloSpec, load_spec
+from tenantpulse.conventions import catalog as c
+from tenantpulse.grafana import layout
+from tenantpulse.grafana import panels as p
+from tenantpulse.grafana import templating as tv
+from tenantpulse.grafana.render import uid_for
+from tenantpulse.kernel.errors import UsageError
 
 # Burn-rate windows shown, with the factor that pages/tickets on them (SRE workbook).
 BURN_WINDOWS: tuple[tuple[str, float], ...] = tuple(

@@ -12,12 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from exporters import catalog as c
-from exporters import indicators
-from grafana import layout
-from grafana.realtime import WIDGETS
-from tenantpulse.errors import UsageError
-from tenantpulse.yamlfile import read_yaml
+from tenantpulse.conventions import catalog as c
+from tenantpulse.conventions import indicators
+from tenantpulse.grafana import layout
+from tenantpulse.kernel.errors import UsageError
+from tenantpulse.kernel.yamlfile import read_yaml
 
 COMPONENT_TYPES: tuple[str, ...] = (
     "chart",
@@ -92,6 +91,20 @@ class SpecError(UsageError):
             "field": self.field,
             "reason": self.reason,
         }
+
+
+# The real-time dashboard's widgets, in their default order (``grafana.realtime`` builds one per name).
+WIDGETS: tuple[str, ...] = (
+    "system_health",
+    "user_activity",
+    "revenue",
+    "errors",
+    "latency",
+    "conversion",
+    "unique_users",
+    "anomalies",
+    "forecasts",
+)
 
 
 @dataclass(frozen=True)

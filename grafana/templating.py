@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from grafanalib import core as g
 
-from exporters import catalog as c
+from tenantpulse.conventions import catalog as c
 
 DATASOURCE = "datasource"
 TENANT = "tenant"

@@ -14,7 +14,7 @@ import os
 from fastapi import FastAPI
 from opentelemetry.trace import TracerProvider
 
-from otel.tracing import tracing_enabled
+from tenantpulse.otel.tracing import tracing_enabled
 
 # Regexes searched in the request URL (scheme://host/path, no query): exactly these paths, so that
 # ``/analytics/metrics`` stays traced.

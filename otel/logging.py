@@ -14,8 +14,8 @@ import structlog
 from opentelemetry import trace
 from structlog.types import EventDict, WrappedLogger
 
-from otel.exemplars import SPAN_ID_LABEL, TRACE_ID_LABEL
-from tenantpulse.errors import UsageError
+from tenantpulse.kernel.errors import UsageError
+from tenantpulse.otel.exemplars import SPAN_ID_LABEL, TRACE_ID_LABEL
 
 LEVELS = ("debug", "info", "warning", "error", "critical")
 FORMATS = ("json", "console")

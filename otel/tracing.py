@@ -23,8 +23,8 @@ from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 
-from tenantpulse import __version__
-from tenantpulse.errors import UsageError
+from tenantpulse.kernel.errors import UsageError
+from tenantpulse.kernel.version import __version__
 
 TRACER_NAME = "tenantpulse"
 
@@ -125,7 +125,7 @@ def configure_tracing(service_name: str) -> TracerProvider | None:
     if provider is not None:
         trace.set_tracer_provider(provider)
         _provider = provider
-        from otel.client import instrument_requests
+        from tenantpulse.otel.client import instrument_requests
 
         instrument_requests()  # outgoing calls (the sidecar's queries) become child spans
     return provider

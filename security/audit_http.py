@@ -21,7 +21,7 @@ from typing import Any
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from security.audit import AuditLog
+from tenantpulse.security.audit import AuditLog
 
 log = structlog.get_logger("tenantpulse.audit")
 

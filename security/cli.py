@@ -10,10 +10,10 @@ from pathlib import Path
 
 import yaml
 
-from security import audit
-from security.keys import SCOPES, sha256_hex
-from security.state_crypto import new_key_hex
-from tenantpulse.errors import UsageError
+from tenantpulse.kernel.errors import UsageError
+from tenantpulse.security import audit
+from tenantpulse.security.keys import SCOPES, sha256_hex
+from tenantpulse.security.state_crypto import new_key_hex
 
 
 def _create_key(args: argparse.Namespace) -> int:

@@ -29,12 +29,12 @@ from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from anomaly_sidecar.reader import parse_duration
-from exporters.api_models import ERROR_RESPONSES
-from exporters.auth import require_scope
-from exporters.catalog import TENANT, TENANT_ID_PATTERN
-from security.keys import ApiKey
-from tenantpulse.errors import UsageError
+from tenantpulse.conventions.catalog import TENANT, TENANT_ID_PATTERN
+from tenantpulse.exporters.api_models import ERROR_RESPONSES
+from tenantpulse.exporters.auth import require_scope
+from tenantpulse.kernel.durations import parse_duration
+from tenantpulse.kernel.errors import UsageError
+from tenantpulse.security.keys import ApiKey
 
 TIMEOUT = 10.0
 MAX_WAIT = 120.0  # seconds to wait for Prometheus's next scrapes before the final deletion

@@ -23,9 +23,9 @@ from typing import Any
 
 import structlog
 
-from exporters.settings import load_pseudonym_keys
-from security.keys import KeyRing
-from tenantpulse.errors import UsageError
+from tenantpulse.exporters.settings import load_pseudonym_keys
+from tenantpulse.kernel.errors import UsageError
+from tenantpulse.security.keys import KeyRing
 
 log = structlog.get_logger("tenantpulse.keys")
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tenantpulse.errors import UsageError
-from tenantpulse.yamlfile import read_yaml
+from tenantpulse.kernel.errors import UsageError
+from tenantpulse.kernel.yamlfile import read_yaml
 
 SCOPES = frozenset({"read", "write", "admin"})
 ANY_TENANT = "*"

@@ -11,9 +11,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from anomaly_sidecar import state as state_file
-from security.state_crypto import StateCipher, load_key
-from tenantpulse.errors import UsageError
+from tenantpulse.anomaly_sidecar import state as state_file
+from tenantpulse.kernel.errors import UsageError
+from tenantpulse.security.state_crypto import StateCipher, load_key
 
 
 def _codec(key_file: str | None) -> Any:

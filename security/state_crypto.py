@@ -15,7 +15,7 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from tenantpulse.errors import UsageError
+from tenantpulse.kernel.errors import UsageError
 
 MAGIC = b"TPSTATE1"
 NONCE_BYTES = 12

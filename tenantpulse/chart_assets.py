@@ -48,7 +48,7 @@ def _yaml(data: Any, spec: Path) -> str:
 def alert_files(alerts_spec: Path) -> dict[str, str]:
     """Rule groups (the PrometheusRule's spec.groups) and the AlertmanagerConfig spec."""
     # Loaded when the command runs, so building the CLI parser (`tenantpulse --help`) stays fast.
-    from alert_rules import operator, rules, spec
+    from tenantpulse.alert_rules import operator, rules, spec
 
     parsed = spec.load_spec(alerts_spec)
     return {
@@ -59,8 +59,8 @@ def alert_files(alerts_spec: Path) -> dict[str, str]:
 
 def dashboard_files(dashboards_spec: Path) -> dict[str, str]:
     """One JSON file per dashboard, and the Grafana datasources (Prometheus with exemplar links to Jaeger)."""
-    from grafana import generate, provisioning, render
-    from grafana import spec as grafana_spec
+    from tenantpulse.grafana import generate, provisioning, render
+    from tenantpulse.grafana import spec as grafana_spec
 
     parsed = grafana_spec.load(dashboards_spec)
     files = {
@@ -136,7 +136,7 @@ def register(root: argparse._SubParsersAction, generate: argparse._SubParsersAct
 
 
 def run(args: argparse.Namespace) -> int:
-    from tenantpulse.errors import UsageError
+    from tenantpulse.kernel.errors import UsageError
 
     if not args.out.is_dir():
         raise UsageError(f"--out {args.out}: no such directory (run from the repository root)")

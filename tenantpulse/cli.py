@@ -7,22 +7,22 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from otel.tracing import record_exit_code, traced_command
-from tenantpulse import __version__
-from tenantpulse.errors import UsageError
+from tenantpulse.kernel.errors import UsageError
+from tenantpulse.kernel.version import __version__
+from tenantpulse.otel.tracing import record_exit_code, traced_command
 
 # Each module defines ``register(root, generate)``: it adds its subcommands to the root parser's
 # subparsers and, if it generates files, to ``tenantpulse generate``'s subparsers. Each subcommand
 # sets ``func`` (args -> exit code).
 COMMAND_MODULES: tuple[str, ...] = (
-    "exporters.cli",
-    "tenantpulse.demo",
-    "security.cli",
-    "security.rekey",
-    "alert_rules.cli",
-    "grafana.cli",
-    "anomaly_sidecar.backtest",
-    "anomaly_sidecar.cli",
+    "tenantpulse.exporters.cli",
+    "tenantpulse.demo.cli",
+    "tenantpulse.security.cli",
+    "tenantpulse.security.rekey",
+    "tenantpulse.alert_rules.cli",
+    "tenantpulse.grafana.cli",
+    "tenantpulse.anomaly_sidecar.backtest",
+    "tenantpulse.anomaly_sidecar.cli",
     "tenantpulse.chart_assets",
 )
 

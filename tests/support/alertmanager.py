@@ -7,7 +7,7 @@ from typing import Any
 
 import requests
 
-from tenantpulse.processes import ChildProcess
+from tenantpulse.kernel.processes import ChildProcess
 from tests.support.ports import free_port
 from tests.support.prometheus import require
 

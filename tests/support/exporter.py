@@ -41,8 +41,9 @@ import yaml
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from tenantpulse.processes import REPO, ChildProcess, python_env, tenantpulse_command
+from tenantpulse.kernel.processes import ChildProcess, python_env, tenantpulse_command
 from tests.support.ports import free_port
+from tests.support.shared import REPO
 
 DEFAULT_TENANTS = ("t1", "t2", "t3")
 
@@ -163,8 +164,8 @@ def app_client(
     workdir: Path, tenants: Sequence[str] = DEFAULT_TENANTS, **settings: Any
 ) -> Iterator[tuple[TestClient, dict[str, str]]]:
     """The exporter app in-process behind a ``TestClient`` (lifespan run), and its keys by name."""
-    from exporters.app import create_app
-    from exporters.settings import ExporterSettings
+    from tenantpulse.exporters.app import create_app
+    from tenantpulse.exporters.settings import ExporterSettings
 
     keys_file = Path(workdir) / "exporter-keys.yaml"
     keys = write_keys_file(keys_file, tenants)

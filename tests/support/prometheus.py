@@ -12,7 +12,7 @@ import pytest
 import requests
 import yaml
 
-from tenantpulse.processes import ChildProcess
+from tenantpulse.kernel.processes import ChildProcess
 from tests.support.ports import free_port
 
 

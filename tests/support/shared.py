@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tenantpulse.processes import REPO
+REPO = Path(__file__).resolve().parents[2]  # the checkout the tests run in
 
 
 def crd_dir() -> Path:

@@ -31,8 +31,9 @@ from urllib.parse import parse_qs
 import requests
 import yaml
 
-from tenantpulse.processes import REPO, ChildProcess, python_env, tenantpulse_command
+from tenantpulse.kernel.processes import ChildProcess, python_env, tenantpulse_command
 from tests.support.ports import free_port
+from tests.support.shared import REPO
 
 
 class Sidecar:

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from alert_rules.sinks import MailSink, WebhookSink, html_body
+from tenantpulse.demo.sinks import MailSink, WebhookSink, html_body
 
 __all__ = ["MailSink", "WebhookSink", "html_body", "mail_sink", "webhook_sink"]
 

@@ -1,0 +1,84 @@
+"""The exporter with demo keys for every tenant, and the synthetic traffic that feeds it."""
+
+from __future__ import annotations
+
+import secrets
+
+import yaml
+
+from tenantpulse.demo.context import DemoContext, child, pick_port
+from tenantpulse.exporters.traffic import MISBEHAVIOURS, TenantProfile, TrafficGenerator
+from tenantpulse.kernel.errors import UsageError
+from tenantpulse.kernel.processes import python_env, tenantpulse_command
+
+
+class ExporterComponent:
+    name = "exporter"
+
+    def prepare(self, ctx: DemoContext) -> None:
+        self.port = pick_port(ctx.args.exporter_port)
+        self.url = f"http://127.0.0.1:{self.port}"
+        entries = []
+        for tenant in ctx.tenants:
+            ctx.keys[tenant] = f"demo-{tenant}-{secrets.token_hex(6)}"
+            entries.append(
+                {"id": tenant, "key": ctx.keys[tenant], "tenant": tenant, "scopes": ["write", "read"]}
+            )
+        ctx.keys["admin"] = f"demo-admin-{secrets.token_hex(6)}"
+        entries.append({"id": "admin", "key": ctx.keys["admin"], "tenant": "*", "scopes": ["admin"]})
+        self.keys_file = ctx.workdir / "exporter-keys.yaml"
+        self.keys_file.write_text(yaml.safe_dump({"keys": entries}, sort_keys=False))
+        ctx.urls["exporter"] = self.url
+        ctx.urls["exporter API docs"] = f"{self.url}/docs"
+        ctx.values["exporter_url"] = self.url
+        ctx.scrape_configs.append(
+            {"job_name": "tenantpulse-exporter", "static_configs": [{"targets": [f"127.0.0.1:{self.port}"]}]}
+        )
+        self.process = child(
+            self.name,
+            tenantpulse_command(
+                "exporter", "--host", "127.0.0.1", "--port", str(self.port), "--api-keys", str(self.keys_file)
+            ),
+            ctx,
+            env=python_env(),
+        )
+
+    def start(self, ctx: DemoContext) -> None:
+        self.process.start(f"{self.url}/readyz")
+        first = ctx.tenants[0]
+        ctx.notes.append(
+            f"try:  curl -s -H 'Authorization: Bearer {ctx.keys[first]}' {self.url}/analytics/metrics/{first}"
+        )
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+class TrafficComponent:
+    name = "traffic"
+
+    def prepare(self, ctx: DemoContext) -> None:
+        self.misbehave: tuple[str, str] | None = None
+        if ctx.args.misbehave:
+            tenant, _, mode = ctx.args.misbehave.partition(":")
+            if tenant not in ctx.tenants or mode not in MISBEHAVIOURS:
+                raise UsageError(
+                    f"--misbehave must be TENANT:MODE with TENANT in {list(ctx.tenants)} "
+                    f"and MODE in {list(MISBEHAVIOURS)}"
+                )
+            self.misbehave = (tenant, mode)
+
+    def start(self, ctx: DemoContext) -> None:
+        rates = (30.0, 20.0, 10.0)
+        profiles = [
+            TenantProfile(t, ctx.keys[t], rate=rates[i % len(rates)]) for i, t in enumerate(ctx.tenants)
+        ]
+        self.gen = TrafficGenerator(ctx.values["exporter_url"], profiles, day_seconds=ctx.args.day_seconds)
+        if self.misbehave:
+            self.gen.misbehave(*self.misbehave)
+            ctx.notes.append(f"tenant {self.misbehave[0]} misbehaves: {self.misbehave[1]}")
+        ctx.values["traffic"] = self.gen
+        self.gen.start(interval=1.0)
+
+    def stop(self) -> None:
+        self.gen.stop()
