@@ -2,8 +2,10 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Lines of the package the suite must cover (measured 2026-12-02; raise it, never lower it).
+COVERAGE_FLOOR ?= 85
 
-.PHONY: setup system python demo test lint bench chart-assets
+.PHONY: setup system python demo test check lint bench chart-assets
 
 setup: system python
 
@@ -17,18 +19,22 @@ python: $(BIN)/tenantpulse
 $(BIN)/tenantpulse: pyproject.toml
 	python3 -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,demo]'
 	@touch $@
 
 demo: setup
 	$(BIN)/tenantpulse demo
 
-test: setup
+# The static checks: lint, formatting, types (also what .pre-commit-config.yaml runs).
+check: python
 	$(BIN)/ruff check .
-	$(BIN)/pytest -q -ra
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
-lint: python
-	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+lint: check
+
+test: setup check
+	$(BIN)/pytest -q -ra --cov --cov-report=term:skip-covered --cov-fail-under=$(COVERAGE_FLOOR)
 
 bench: python
 	$(BIN)/python -m benchmarks

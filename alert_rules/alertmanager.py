@@ -120,7 +120,7 @@ def config(spec: Spec) -> dict[str, Any]:
 
 
 def template_source() -> Path:
-    return Path(str(resources.files("alert_rules") / "templates" / TEMPLATE_FILE))
+    return Path(str(resources.files("tenantpulse.alert_rules") / "templates" / TEMPLATE_FILE))
 
 
 def write_alertmanager(spec: Spec, out: Path) -> list[Path]:

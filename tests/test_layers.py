@@ -151,6 +151,25 @@ def test_nothing_imports_a_folder_by_its_bare_name() -> None:
     assert not offenders, offenders
 
 
+def _named_in_calls(tree: ast.AST) -> Iterator[str]:
+    """Module names handed to the import machinery as strings (import_module, resources.files, patch)."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if name in ("import_module", "files", "patch") and isinstance(node.args[0].value, str):
+                yield node.args[0].value
+
+
+def test_no_string_names_a_module_by_its_bare_folder() -> None:
+    offenders = []
+    for name, path in sorted(MODULES.items()):
+        for text in _named_in_calls(ast.parse(path.read_text())):
+            if text.split(".")[0] in COMPONENTS:
+                offenders.append(f"{name}: {text!r}")
+    assert not offenders, offenders
+
+
 def test_the_facade_names_what_it_exports() -> None:
     import tenantpulse
 

@@ -1,4 +1,4 @@
-"""Slack-webhook and SMTP sinks for tests (the reusable servers live in ``alert_rules.sinks``)."""
+"""Slack-webhook and SMTP sinks for tests (the reusable servers live in ``tenantpulse.demo.sinks``)."""
 
 from __future__ import annotations
 
