@@ -1,6 +1,6 @@
 """The alerting part of ``tenantpulse demo``: generated rules, a real Alertmanager and local sinks.
 
-Add ``AlertingComponent`` to ``tenantpulse.demo.cli.COMPONENTS`` before ``PrometheusComponent`` (it adds
+Add ``AlertingComponent`` to ``tenantpulse.demo.stack.COMPONENTS`` before ``PrometheusComponent`` (it adds
 the rule file and the Alertmanager target Prometheus starts with). With ``--misbehave acme:error_spike``
 the ``TenantHighErrorRate`` alert fires about a minute later and the Slack message, email and
 notify_oncall webhook are printed by the demo as they arrive.

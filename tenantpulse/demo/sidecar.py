@@ -1,6 +1,6 @@
 """The anomaly sidecar as a ``tenantpulse demo`` component.
 
-Add ``SidecarComponent`` to ``tenantpulse.demo.cli.COMPONENTS`` after ``PrometheusComponent``. It adds the
+Add ``SidecarComponent`` to ``tenantpulse.demo.stack.COMPONENTS`` after ``PrometheusComponent``. It adds the
 sidecar's scrape job, starts ``tenantpulse sidecar`` against the demo Prometheus once Prometheus is up,
 cycling at the scrape interval. Unless ``--misbehave`` already made a tenant misbehave from the start
 (then that behaviour is what the sidecar learns as normal), it injects an anomaly itself: once the

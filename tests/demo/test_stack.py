@@ -73,3 +73,24 @@ def test_demo_refuses_bad_flags(tmp_path: Path) -> None:
         main(["demo", "--workdir", str(tmp_path), "--misbehave", "nobody:error_spike", "--duration", "1"])
         == 2
     )
+
+
+def test_demo_without_its_extra_is_a_one_line_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tenantpulse.cli import main
+    from tenantpulse.demo import cli as demo_cli
+
+    monkeypatch.setattr(demo_cli, "EXTRA_MODULES", ("aiosmtpd", "no_such_module_tenantpulse"))
+    assert main(["demo", "--workdir", str(tmp_path), "--duration", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "tenantpulse demo: error: the demo needs no_such_module_tenantpulse: "
+        "pip install 'tenantpulse[demo]' (make demo does)"
+    )
+
+
+def test_the_command_line_does_not_load_the_demo_stack() -> None:
+    probe = "import sys; from tenantpulse.cli import build_parser; build_parser(); print(sorted(m for m in sys.modules if m.startswith(('aiosmtpd', 'tenantpulse.demo.'))))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "['tenantpulse.demo.cli']"
