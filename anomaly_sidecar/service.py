@@ -185,9 +185,7 @@ class SidecarService:
                 keys = [
                     (t, ind.name) for t in tenants or () for ind in chosen if (t, ind.name) in self.registry
                 ]
-                idx = self.registry.remove(keys)
-                self.bank.remove(idx)
-                self.table.remove(idx)
+                self._drop(self.registry.remove(keys))
             for name, rows in fetched:
                 parts = self._resolve_rows(name, rows)
                 if parts:
@@ -255,16 +253,28 @@ class SidecarService:
         if not (now - self.last_seen > self.config.forget_after).any():  # free slots hold +inf
             return
         gone = [k for k, i in self.registry.items() if now - self.last_seen[i] > self.config.forget_after]
-        self.last_seen[self.last_seen < now - self.config.forget_after] = (
-            np.inf
-        )  # also slots freed by erasure
+        # Free slots too: a restore marks every slot as just seen.
+        self.last_seen[self.last_seen < now - self.config.forget_after] = np.inf
         if not gone:
             return
-        idx = self.registry.remove(gone)
-        self.bank.remove(idx)
-        self.table.remove(idx)
-        self.last_seen[idx] = np.inf
+        self._drop(self.registry.remove(gone))
         log.info("forgot absent series", count=len(gone))
+
+    def _drop(self, slots: np.ndarray) -> None:
+        """Forget everything held for these slots, whose keys the caller has taken out of the registry.
+
+        The bank's models, the published outputs (label set and values, forecasts included), the
+        warm-up count, the newest-sample time and the last-seen time: nothing of the series stays in
+        memory or reaches a later state file (the state file holds every slot), and the slots are free
+        for new series. Used by every path that drops series: absent for ``forget_after``, erased,
+        retrained."""
+        self.bank.remove(slots)
+        self.table.remove(slots)
+        for arr in self.table.values.values():
+            arr[slots] = np.nan
+        self.observed[slots] = 0
+        self.last_t[slots] = -np.inf
+        self.last_seen[slots] = np.inf
 
     def _publish(self, report: CycleReport, series_changed: bool) -> None:
         t = self.table
@@ -471,13 +481,7 @@ class SidecarService:
         cycle in flight cannot bring it back."""
         with self.lock:
             keys = [k for k, _ in self.registry.items() if k[0] == tenant]
-            idx = self.registry.remove(keys)
-            self.bank.remove(idx)
-            self.table.remove(idx)
-            for arr in self.table.values.values():
-                arr[idx] = np.nan
-            self.observed[idx] = 0
-            self.last_t[idx] = -np.inf
+            self._drop(self.registry.remove(keys))
             self.erased[tenant] = time.time()
         self.table.render_series()
         self.save_state()

@@ -15,6 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tenantpulse.anomaly_sidecar import state as state_file
+from tenantpulse.anomaly_sidecar.exposition import FORECAST_FAMILIES, SERIES_FAMILIES
 from tenantpulse.anomaly_sidecar.reader import PrometheusReader
 from tenantpulse.anomaly_sidecar.service import ServiceConfig, SidecarService
 from tenantpulse.conventions import catalog as c
@@ -196,6 +197,33 @@ def test_state_is_dropped_for_series_of_another_shard(
     keys = {(m["tenant_id"], m["indicator"]) for m in half.models()}
     assert keys and keys < {(m["tenant_id"], m["indicator"]) for m in svc.models()}
     assert all(half.registry.owns(k) for k in keys)
+
+
+def test_a_forgotten_series_leaves_nothing_in_the_state_file(
+    world: tuple[World, FakePrometheusApi], tmp_path: Path
+) -> None:
+    """Regression: forgetting an absent series freed its bank slot and label set but kept its last
+    outputs, warm-up count and newest-sample time, so every later state file still held them."""
+    w, api = world
+    path = str(tmp_path / "state.bin")
+    svc = make_service(api, state_path=path, forget_after=3600.0)
+    svc.backfill(60.0)
+    svc.cycle()
+    assert svc.refresh_forecasts() == len(TENANTS) * len(WATCH)
+    slots = [svc.registry.get(("t5", name)) for name in WATCH]
+    w.tenants = [t for t in TENANTS if t != "t5"]  # t5 left: Prometheus last returned it 2 hours ago
+    svc.last_seen[slots] -= 7200.0
+    svc.cycle()
+    assert "t5" not in {m["tenant_id"] for m in svc.models()}
+    assert len(svc.registry) == (len(TENANTS) - 1) * len(WATCH)
+    svc.save_state()
+    arrays, _ = state_file.unpack(state_file.load(path))
+    for metric in SERIES_FAMILIES + FORECAST_FAMILIES:
+        assert np.isnan(arrays[f"out.{metric.name}"][slots]).all(), metric.name
+    assert (arrays["observed"][slots] == 0).all()
+    assert (arrays["last_t"][slots] == -np.inf).all()
+    assert not arrays["bank.used"][slots].any()
+    assert (svc.last_seen[slots] == np.inf).all()  # free slots: the absent-series check stays cheap
 
 
 def test_shards_split_the_series_without_overlap(world: tuple[World, FakePrometheusApi]) -> None:
