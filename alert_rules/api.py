@@ -12,11 +12,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Request
 
 from tenantpulse.alert_rules.checks import CheckFailed
-from tenantpulse.alert_rules.spec import SpecError
 from tenantpulse.alert_rules.store import AlertStore, Conflict, NotFound, ReloadFailed
-from tenantpulse.exporters.api_models import ERROR_RESPONSES, ApiError
-from tenantpulse.exporters.auth import require_scope
+from tenantpulse.kernel.errors import SpecError
 from tenantpulse.security.keys import ApiKey
+from tenantpulse.web.auth import require_scope
+from tenantpulse.web.errors import ERROR_RESPONSES, ApiError
 
 router = APIRouter(prefix="/analytics/alerts", tags=["alerts"], responses=ERROR_RESPONSES)
 Admin = Annotated[ApiKey, Depends(require_scope("admin"))]
@@ -81,7 +81,7 @@ def _guard(action: Any) -> Any:
     try:
         return action()
     except SpecError as exc:
-        detail = [{"alert": exc.alert, "field": exc.field, "reason": exc.reason}]
+        detail = [{"alert": exc.item, "field": exc.field, "reason": exc.reason}]
         raise ApiError(422, "invalid_alert", str(exc), exc.field, detail=detail) from None
     except CheckFailed as exc:
         raise ApiError(422, "rules_rejected", str(exc), "expr") from None

@@ -14,7 +14,7 @@ import yaml
 
 from tenantpulse.alert_rules.alertmanager import write_alertmanager
 from tenantpulse.alert_rules.rules import write_rules
-from tenantpulse.alert_rules.spec import Spec, SpecError, parse_spec
+from tenantpulse.alert_rules.spec import Spec, alert_error, parse_spec
 
 
 class AlertManager:
@@ -111,7 +111,7 @@ class AlertManager:
         for key in ("alerts", "ml_alerts", "slos"):
             data[key] = [a for a in data[key] if a.get("name") != name]
         if sum(len(data[k]) for k in ("alerts", "ml_alerts", "slos")) == before:
-            raise SpecError("no such alert", name, "name")
+            raise alert_error(name, "name", "no such alert")
         return self._apply(data)
 
     def spec(self) -> Spec:

@@ -116,10 +116,10 @@ def template_defines(text: str) -> dict[str, str]:
         trim_before, words, trim_after = action.groups()
         word = words.split(None, 1)[0] if words else ""
         if word == "define":
-            name = re.match(r'define\s+"([^"]+)"', words)
-            if not name:
+            named = re.match(r'define\s+"([^"]+)"', words)
+            if not named:
                 raise ConversionError(f"cannot read template action {action.group(0)!r}")
-            stack.append((name.group(1), action.end(), trim_after == "-"))
+            stack.append((named.group(1), action.end(), trim_after == "-"))
         elif word in _BLOCKS:
             stack.append((None, action.end(), False))
         elif word == "end":

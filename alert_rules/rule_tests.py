@@ -20,7 +20,7 @@ from tenantpulse.alert_rules import slo as slo_rules
 from tenantpulse.alert_rules import threshold
 from tenantpulse.alert_rules.conditions import Clause, Condition
 from tenantpulse.alert_rules.labels import routing_labels
-from tenantpulse.alert_rules.spec import AlertSpec, MlAlertSpec, SliPart, SloSpec, Spec, SpecError, seconds
+from tenantpulse.alert_rules.spec import AlertSpec, MlAlertSpec, SliPart, SloSpec, Spec, alert_error, seconds
 from tenantpulse.alert_rules.templating import render
 from tenantpulse.conventions import catalog as c
 from tenantpulse.conventions import indicators as ind
@@ -220,11 +220,11 @@ def solve(alert: str, condition: Condition, firing: bool) -> Profile:
         p = _solve(condition, _wishes(condition, picks))
         if p is not None and condition.holds([_value(p, cl) for cl in condition.clauses]) == firing:
             return p
-    raise SpecError(
-        f"cannot find {'firing' if firing else 'quiet'} test inputs for {condition.text!r}: it looks "
-        f"{'never' if firing else 'always'} true (check the thresholds), or use 'expr' with hand-written 'test' inputs",
+    raise alert_error(
         alert,
         "condition",
+        f"cannot find {'firing' if firing else 'quiet'} test inputs for {condition.text!r}: it looks "
+        f"{'never' if firing else 'always'} true (check the thresholds), or use 'expr' with hand-written 'test' inputs",
     )
 
 
@@ -373,7 +373,7 @@ def _metric_slo_series(
             if k not in total.match:
                 q_labels[k] = f"not-{v}"
         if _matches(q_labels, part.match):
-            raise SpecError("the part and total selectors cannot be told apart", name, "indicator")
+            raise alert_error(name, "indicator", "the part and total selectors cannot be told apart")
     in_total = same_family and _matches(p_labels, total.match)
     p = share * per_min
     q = per_min - p if in_total else per_min
@@ -391,8 +391,8 @@ def _indicator_slo_series(s: SloSpec, tenant: str, share: float, n: int) -> list
         part.set(p, share * total.value(p))
         if abs(part.value(p) / total.value(p) - share) < 1e-9:
             return profile_series(p, tenant, n)
-    raise SpecError(
-        f"cannot synthesise test inputs for a {share:g} ratio of these indicators", s.name, "indicator"
+    raise alert_error(
+        s.name, "indicator", f"cannot synthesise test inputs for a {share:g} ratio of these indicators"
     )
 
 

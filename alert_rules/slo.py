@@ -112,13 +112,14 @@ def alert_rules(slo: SloSpec, labels: dict[str, str]) -> list[dict[str, Any]]:
                 "expr": burn_expr(slo, rule),
                 "for": slo.page_for if rule.kind == "page" else slo.ticket_for,
                 "labels": {"severity": severity, "burn": rule.kind, **labels},
-                "annotations": annotations(slo, rule),
+                "annotations": alert_annotations(slo, rule),
             }
         )
     return out
 
 
-def annotations(slo: SloSpec, rule: BurnRule) -> dict[str, str]:
+def alert_annotations(slo: SloSpec, rule: BurnRule) -> dict[str, str]:
+    """Summary, description, runbook and value of one burn-rate alert."""
     factor, long, short = rule.windows[0]
     speed = "fast" if rule.kind == "page" else "slowly"
     return {

@@ -1,7 +1,8 @@
 """The alert spec: YAML (or the same dict from Python) parsed into checked dataclasses.
 
-Every mistake is reported as a ``SpecError`` naming the alert, the field and the valid
-choices, so an SRE fixes the spec from the message alone and the CLI/API never show a traceback.
+Every mistake is reported as a ``SpecError`` (``kernel.errors``, built by ``alert_error``) naming the
+alert, the field and the valid choices (and the file, from ``load_spec``), so an SRE fixes the spec
+from the message alone and the CLI/API never show a traceback.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from tenantpulse.alert_rules.templating import TemplateError, check_template, va
 from tenantpulse.conventions import catalog, indicators
 from tenantpulse.conventions.sensitivity import SENSITIVITY as SCORE_THRESHOLDS
 from tenantpulse.kernel.durations import is_prometheus_duration
-from tenantpulse.kernel.errors import UsageError
+from tenantpulse.kernel.errors import SpecError, UsageError
 from tenantpulse.kernel.yamlfile import read_yaml
 
 SEVERITIES = ("critical", "warning", "info")
@@ -30,17 +31,9 @@ SLO_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 _UNITS = {"y": 365 * 86400, "w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1, "ms": 0.001}
 
 
-class SpecError(UsageError):
-    """A spec mistake; ``alert`` and ``field`` say where (for the API's 422 body)."""
-
-    def __init__(self, message: str, alert: str | None = None, field: str | None = None) -> None:
-        where = " ".join(
-            p for p in (f"alert {alert!r}:" if alert else "", f"field {field!r}:" if field else "") if p
-        )
-        super().__init__(f"{where} {message}".strip())
-        self.alert = alert
-        self.field = field
-        self.reason = message
+def alert_error(alert: str | None, field: str | None, reason: str) -> SpecError:
+    """A ``SpecError`` in ``alert`` (its name, or ``alerts[i]`` before it has one; None: the whole spec)."""
+    return SpecError(field, reason, f"alert {alert!r}" if alert else None, item=alert)
 
 
 def seconds(duration: str) -> float:
@@ -169,7 +162,12 @@ class Spec:
 
 def load_spec(path: str | Path) -> Spec:
     """Read and validate a YAML spec file."""
-    return parse_spec(read_yaml(path, "spec file", SpecError))
+    try:
+        return parse_spec(read_yaml(path, "spec file"))
+    except SpecError as exc:
+        raise exc.within(path) from None
+    except UsageError as exc:  # the file itself: its message names it
+        raise SpecError(None, str(exc)) from None
 
 
 def parse_spec(data: Any) -> Spec:
@@ -203,9 +201,7 @@ def parse_spec(data: Any) -> Spec:
     names = spec.alert_names()
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
-        raise SpecError(
-            f"duplicate alert name(s) {dupes}: names must be unique", alert=dupes[0], field="name"
-        )
+        raise alert_error(dupes[0], "name", f"duplicate alert name(s) {dupes}: names must be unique")
     return spec
 
 
@@ -235,29 +231,29 @@ def _alert(raw: Any, index: int, ctx: _Context) -> AlertSpec:
     name = _name(raw, index, "alerts")
     _mapping(raw, name, "alert", _COMMON | {"condition", "expr", "test"})
     if ("condition" in raw) == ("expr" in raw):
-        raise SpecError(
-            "give exactly one of 'condition' (indicator language) or 'expr' (raw PromQL)", name, "condition"
+        raise alert_error(
+            name, "condition", "give exactly one of 'condition' (indicator language) or 'expr' (raw PromQL)"
         )
     condition = expr = test = None
     if "condition" in raw:
         try:
             condition = parse_condition(_str(raw["condition"], name, "condition"), ctx.window)
         except ConditionError as exc:
-            raise SpecError(str(exc), name, "condition") from None
+            raise alert_error(name, "condition", str(exc)) from None
         if "test" in raw:
-            raise SpecError(
-                "'test' inputs are only for 'expr' alerts (condition alerts get synthesised ones)",
+            raise alert_error(
                 name,
                 "test",
+                "'test' inputs are only for 'expr' alerts (condition alerts get synthesised ones)",
             )
     else:
         expr = _str(raw["expr"], name, "expr")
         if "test" not in raw:
-            raise SpecError(
-                "raw PromQL alerts need 'test: {firing: [...], quiet: [...], tenant: T, value: V}' inputs "
-                "for their generated promtool test (they cannot be synthesised from PromQL)",
+            raise alert_error(
                 name,
                 "test",
+                "raw PromQL alerts need 'test: {firing: [...], quiet: [...], tenant: T, value: V}' inputs "
+                "for their generated promtool test (they cannot be synthesised from PromQL)",
             )
         test = _test_inputs(raw["test"], name)
     unit = indicators.get(condition.groups[0][0].indicator).unit if condition else ""
@@ -269,9 +265,9 @@ def _alert(raw: Any, index: int, ctx: _Context) -> AlertSpec:
             or k in ("severity", "tenant", "alertname")
             or k.startswith("tenantpulse_")
         ):
-            raise SpecError(f"label name {k!r} is reserved or invalid", name, "labels")
+            raise alert_error(name, "labels", f"label name {k!r} is reserved or invalid")
         if not isinstance(v, str):
-            raise SpecError(f"label {k!r} must be a string", name, "labels")
+            raise alert_error(name, "labels", f"label {k!r} must be a string")
     return AlertSpec(condition=condition, expr=expr, test=test, extra_labels=dict(labels), **common)
 
 
@@ -280,22 +276,22 @@ def _ml_alert(raw: Any, index: int, ctx: _Context) -> MlAlertSpec:
     _mapping(raw, name, "ml alert", (_COMMON - {"labels"}) | {"model", "threshold", "sensitivity"})
     model = _str(raw.get("model", ""), name, "model")
     if model not in indicators.INDICATORS:
-        raise SpecError(
-            f"unknown model indicator {model!r}; valid: {', '.join(sorted(indicators.INDICATORS))}",
+        raise alert_error(
             name,
             "model",
+            f"unknown model indicator {model!r}; valid: {', '.join(sorted(indicators.INDICATORS))}",
         )
     sensitivity = raw.get("sensitivity", "medium")
     if sensitivity not in SENSITIVITIES:
-        raise SpecError(
-            f"unknown sensitivity {sensitivity!r}; valid: {', '.join(SENSITIVITIES)}", name, "sensitivity"
+        raise alert_error(
+            name, "sensitivity", f"unknown sensitivity {sensitivity!r}; valid: {', '.join(SENSITIVITIES)}"
         )
     threshold = _number(raw.get("threshold", SCORE_THRESHOLDS["medium"]), name, "threshold")
     if not 0 < threshold < 1:
-        raise SpecError(
-            f"threshold {threshold} must be in (0, 1): the anomaly score is calibrated to [0, 1]",
+        raise alert_error(
             name,
             "threshold",
+            f"threshold {threshold} must be in (0, 1): the anomaly score is calibrated to [0, 1]",
         )
     summary = f"Unusual {model} for tenant {{{{ $labels.tenant }}}}"
     score = '{{ printf "%.2f" $value }}'
@@ -306,7 +302,7 @@ def _ml_alert(raw: Any, index: int, ctx: _Context) -> MlAlertSpec:
 def _slo(raw: Any, index: int, ctx: _Context) -> SloSpec:
     name = _str(_mapping(raw, None, f"slos[{index}]", None).get("name", ""), None, f"slos[{index}].name")
     if not SLO_NAME_RE.match(name):
-        raise SpecError(f"SLO name {name!r} must match {SLO_NAME_RE.pattern}", f"slos[{index}]", "name")
+        raise alert_error(f"slos[{index}]", "name", f"SLO name {name!r} must match {SLO_NAME_RE.pattern}")
     allowed = {
         "name",
         "objective",
@@ -322,31 +318,33 @@ def _slo(raw: Any, index: int, ctx: _Context) -> SloSpec:
     _mapping(raw, name, "slo", allowed)
     objective = _number(raw.get("objective"), name, "objective")
     if not 0 < objective < 1:
-        raise SpecError(f"objective {objective} must be a ratio in (0, 1), e.g. 0.999", name, "objective")
+        raise alert_error(name, "objective", f"objective {objective} must be a ratio in (0, 1), e.g. 0.999")
     ind = _mapping(raw.get("indicator"), name, "indicator", {"error", "good", "total"})
     kinds = [k for k in ("error", "good") if k in ind]
     if len(kinds) != 1 or "total" not in ind:
-        raise SpecError("indicator needs 'total' and exactly one of 'error' or 'good'", name, "indicator")
+        raise alert_error(name, "indicator", "indicator needs 'total' and exactly one of 'error' or 'good'")
     part = _sli_part(ind[kinds[0]], name, f"indicator.{kinds[0]}")
     total = _sli_part(ind["total"], name, "indicator.total")
     if (part.indicator is None) != (total.indicator is None):
-        raise SpecError("use two named indicators or two catalog metrics, not one of each", name, "indicator")
+        raise alert_error(
+            name, "indicator", "use two named indicators or two catalog metrics, not one of each"
+        )
     if part.indicator and total.indicator:
         units = {indicators.get(part.indicator).unit, indicators.get(total.indicator).unit}
         if len(units) != 1 or not next(iter(units)).endswith(("/s", "/min")):
-            raise SpecError(
-                f"{kinds[0]} and total must be rates in the same unit (got {sorted(units)}), "
-                "e.g. errors_per_second / request_rate",
+            raise alert_error(
                 name,
                 "indicator",
+                f"{kinds[0]} and total must be rates in the same unit (got {sorted(units)}), "
+                "e.g. errors_per_second / request_rate",
             )
     severity = _mapping(raw.get("severity", {}), name, "severity", {"page", "ticket"})
     for_ = _mapping(raw.get("for", {}), name, "for", {"page", "ticket"})
     page_sev = _choice(severity.get("page", "critical"), SEVERITIES, name, "severity.page")
     ticket_sev = _choice(severity.get("ticket", "warning"), SEVERITIES, name, "severity.ticket")
     if 14.4 * (1 - objective) >= 1:
-        raise SpecError(
-            f"objective {objective} is too low for a 14.4x burn-rate page; use > 0.93", name, "objective"
+        raise alert_error(
+            name, "objective", f"objective {objective} is too low for a 14.4x burn-rate page; use > 0.93"
         )
     return SloSpec(
         name=name,
@@ -370,8 +368,8 @@ def _sli_part(raw: Any, alert: str, where: str) -> SliPart:
     """``request_rate`` (a named indicator) or ``{metric: <catalog counter>, match: {label: value}}``."""
     if isinstance(raw, str):
         if raw not in indicators.INDICATORS:
-            raise SpecError(
-                f"unknown indicator {raw!r}; valid: {', '.join(sorted(indicators.INDICATORS))}", alert, where
+            raise alert_error(
+                alert, where, f"unknown indicator {raw!r}; valid: {', '.join(sorted(indicators.INDICATORS))}"
             )
         return SliPart(indicator=raw)
     m = _mapping(raw, alert, where, {"metric", "match"})
@@ -386,25 +384,25 @@ def _sli_part(raw: Any, alert: str, where: str) -> SliPart:
                 metric = base
                 break
     if metric is None or metric.type not in ("counter", "histogram"):
-        raise SpecError(
+        raise alert_error(
+            alert,
+            f"{where}.metric",
             f"unknown counter metric {name!r}; valid: {', '.join(counters)} (histograms as _bucket/_count)",
-            alert,
-            f"{where}.metric",
         )
-    suffix = name.rsplit("_", 1)[1] if metric.type == "histogram" and name != metric.name else ""
+    suffix = str(name).rsplit("_", 1)[1] if metric.type == "histogram" and name != metric.name else ""
     if metric.type == "histogram" and not suffix:
-        raise SpecError(
-            f"use {metric.name}_bucket (with match: {{le: ...}}) or {metric.name}_count",
+        raise alert_error(
             alert,
             f"{where}.metric",
+            f"use {metric.name}_bucket (with match: {{le: ...}}) or {metric.name}_count",
         )
     match = {str(k): str(v) for k, v in _mapping(m.get("match", {}), alert, f"{where}.match", None).items()}
     if any(v[:1] in ("=", "!") for v in match.values()):
-        raise SpecError("SLO matchers take exact label values (no =~, != or !~)", alert, f"{where}.match")
+        raise alert_error(alert, f"{where}.match", "SLO matchers take exact label values (no =~, != or !~)")
     try:
         metric.selector(suffix, **match)
     except ValueError as exc:
-        raise SpecError(str(exc), alert, f"{where}.match") from None
+        raise alert_error(alert, f"{where}.match", str(exc)) from None
     return SliPart(metric=metric, suffix=suffix, match=match)
 
 
@@ -419,7 +417,7 @@ def _common(
         try:
             check_template(text)
         except TemplateError as exc:
-            raise SpecError(str(exc), name, fld) from None
+            raise alert_error(name, fld, str(exc)) from None
     return {
         "name": name,
         "severity": _choice(raw.get("severity", d.get("severity", "warning")), SEVERITIES, name, "severity"),
@@ -438,7 +436,7 @@ def _runbook(raw: dict[str, Any], name: str, ctx: _Context) -> str:
         return _str(raw["runbook_url"], name, "runbook_url")
     base = ctx.defaults.get("runbook_base")
     if base is None:
-        raise SpecError("missing runbook_url (or set defaults.runbook_base)", name, "runbook_url")
+        raise alert_error(name, "runbook_url", "missing runbook_url (or set defaults.runbook_base)")
     return f"{_str(base, None, 'defaults.runbook_base').rstrip('/')}/{name}"
 
 
@@ -449,12 +447,12 @@ def _test_inputs(raw: Any, alert: str) -> ExprTestInputs:
         series = _list(m.get(key, []), f"test.{key}", alert)
         for s in series:
             if not isinstance(s, dict) or set(s) != {"series", "values"}:
-                raise SpecError(
-                    "each input is {series: 'name{labels}', values: '0+1x30'}", alert, f"test.{key}"
+                raise alert_error(
+                    alert, f"test.{key}", "each input is {series: 'name{labels}', values: '0+1x30'}"
                 )
         parts[key] = tuple({"series": str(s["series"]), "values": str(s["values"])} for s in series)
     if not parts["firing"]:
-        raise SpecError("needs at least one firing input series", alert, "test.firing")
+        raise alert_error(alert, "test.firing", "needs at least one firing input series")
     return ExprTestInputs(
         parts["firing"],
         parts["quiet"],
@@ -487,10 +485,10 @@ def _email(raw: Any) -> EmailChannel:
     )
     smarthost = _str(m.get("smarthost"), None, "channels.email.smarthost")
     if not re.match(r"^[^:\s]+:\d+$", smarthost):
-        raise SpecError(f"smarthost {smarthost!r} must be host:port", None, "channels.email.smarthost")
+        raise alert_error(None, "channels.email.smarthost", f"smarthost {smarthost!r} must be host:port")
     tls = m.get("require_tls", True)
     if not isinstance(tls, bool):
-        raise SpecError("require_tls must be true or false", None, "channels.email.require_tls")
+        raise alert_error(None, "channels.email.require_tls", "require_tls must be true or false")
     user, pw = m.get("auth_username"), m.get("auth_password_file")
     return EmailChannel(
         to=_str(m.get("to"), None, "channels.email.to"),
@@ -506,11 +504,11 @@ def _actions(raw: Any) -> dict[str, str]:
     out = {}
     for name, conf in _mapping(raw, None, "actions", None).items():
         if not ACTION_RE.match(str(name)):
-            raise SpecError(f"action name {name!r} must match {ACTION_RE.pattern}", None, f"actions.{name}")
+            raise alert_error(None, f"actions.{name}", f"action name {name!r} must match {ACTION_RE.pattern}")
         url = _str(_mapping(conf, None, f"actions.{name}", {"url"}).get("url"), None, f"actions.{name}.url")
         if not re.match(r"^https?://", url):
-            raise SpecError(
-                f"webhook url {url!r} must start with http:// or https://", None, f"actions.{name}.url"
+            raise alert_error(
+                None, f"actions.{name}.url", f"webhook url {url!r} must start with http:// or https://"
             )
         out[str(name)] = url
     return out
@@ -538,53 +536,55 @@ def _name(raw: Any, index: int, section: str) -> str:
     where = f"{section}[{index}]"
     name = _mapping(raw, where, "alert", None).get("name")
     if not isinstance(name, str) or not NAME_RE.match(name):
-        raise SpecError(
-            f"name {name!r} must be an identifier like HighErrorRate ({NAME_RE.pattern})", where, "name"
+        raise alert_error(
+            where, "name", f"name {name!r} must be an identifier like HighErrorRate ({NAME_RE.pattern})"
         )
     return name
 
 
 def _mapping(raw: Any, alert: str | None, where: str, allowed: set[str] | None) -> dict[str, Any]:
     if not isinstance(raw, dict):
-        raise SpecError(
-            f"{where} must be a mapping, got {type(raw).__name__}", alert, where if alert is None else None
+        raise alert_error(
+            alert, where if alert is None else None, f"{where} must be a mapping, got {type(raw).__name__}"
         )
     if allowed is not None:
         unknown = sorted(set(map(str, raw)) - allowed)
         if unknown:
             fld = unknown[0] if alert else f"{where}.{unknown[0]}"
-            raise SpecError(f"unknown field {unknown[0]!r}; valid: {', '.join(sorted(allowed))}", alert, fld)
+            raise alert_error(
+                alert, fld, f"unknown field {unknown[0]!r}; valid: {', '.join(sorted(allowed))}"
+            )
     return raw
 
 
 def _list(raw: Any, where: str, alert: str | None = None) -> list[Any]:
     if not isinstance(raw, list):
-        raise SpecError(f"{where} must be a list, got {type(raw).__name__}", alert, where)
+        raise alert_error(alert, where, f"{where} must be a list, got {type(raw).__name__}")
     return raw
 
 
 def _str(raw: Any, alert: str | None, fld: str) -> str:
     if not isinstance(raw, str) or not raw.strip():
-        raise SpecError(f"must be a non-empty string, got {raw!r}", alert, fld)
+        raise alert_error(alert, fld, f"must be a non-empty string, got {raw!r}")
     return raw
 
 
 def _number(raw: Any, alert: str | None, fld: str) -> float:
     if isinstance(raw, bool) or not isinstance(raw, int | float):
-        raise SpecError(f"must be a number, got {raw!r}", alert, fld)
+        raise alert_error(alert, fld, f"must be a number, got {raw!r}")
     return float(raw)
 
 
 def _choice(raw: Any, choices: tuple[str, ...], alert: str | None, fld: str) -> str:
     if raw not in choices:
-        raise SpecError(f"unknown {fld.split('.')[0]} {raw!r}; valid: {', '.join(choices)}", alert, fld)
+        raise alert_error(alert, fld, f"unknown {fld.split('.')[0]} {raw!r}; valid: {', '.join(choices)}")
     return raw
 
 
 def _duration(raw: Any, alert: str | None, fld: str) -> str:
     if not is_prometheus_duration(raw):
-        raise SpecError(
-            f"bad duration {raw!r}; use a Prometheus duration such as 30s, 5m, 1h30m, 7d", alert, fld
+        raise alert_error(
+            alert, fld, f"bad duration {raw!r}; use a Prometheus duration such as 30s, 5m, 1h30m, 7d"
         )
     return raw
 
@@ -592,14 +592,14 @@ def _duration(raw: Any, alert: str | None, fld: str) -> str:
 def _subset(raw: Any, valid: tuple[str, ...], alert: str, fld: str) -> tuple[str, ...]:
     items = [raw] if isinstance(raw, str) else raw
     if not isinstance(items, list) or not all(isinstance(x, str) for x in items):
-        raise SpecError(
-            f"must be a list of names; valid: {', '.join(valid) or '(none configured)'}", alert, fld
+        raise alert_error(
+            alert, fld, f"must be a list of names; valid: {', '.join(valid) or '(none configured)'}"
         )
     for x in items:
         if x not in valid:
             kind = "channel" if fld == "channels" else "action"
-            raise SpecError(
-                f"unknown {kind} {x!r}; valid: {', '.join(valid) or '(none configured)'}", alert, fld
+            raise alert_error(
+                alert, fld, f"unknown {kind} {x!r}; valid: {', '.join(valid) or '(none configured)'}"
             )
     return tuple(dict.fromkeys(items))
 
@@ -609,10 +609,10 @@ def _tenants(raw: Any, alert: str) -> tuple[str, ...]:
         return ()
     items = [raw] if isinstance(raw, str) else raw
     if not isinstance(items, list) or not items or not all(isinstance(t, str) for t in items):
-        raise SpecError("tenants must be 'all' or a non-empty list of tenant ids", alert, "tenants")
+        raise alert_error(alert, "tenants", "tenants must be 'all' or a non-empty list of tenant ids")
     bad = [t for t in items if not catalog.valid_tenant_id(t)]
     if bad:
-        raise SpecError(
-            f"invalid tenant id(s) {bad}: must match {catalog.TENANT_ID_PATTERN}", alert, "tenants"
+        raise alert_error(
+            alert, "tenants", f"invalid tenant id(s) {bad}: must match {catalog.TENANT_ID_PATTERN}"
         )
     return tuple(dict.fromkeys(items))

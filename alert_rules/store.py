@@ -20,7 +20,9 @@ import yaml
 
 from tenantpulse.alert_rules import checks
 from tenantpulse.alert_rules.rules import RULES_FILE, write_rules
-from tenantpulse.alert_rules.spec import SpecError, parse_spec
+from tenantpulse.alert_rules.spec import parse_spec
+from tenantpulse.kernel.errors import SpecError, UsageError
+from tenantpulse.kernel.yamlfile import read_yaml
 
 SECTIONS = {"threshold": "alerts", "anomaly": "ml_alerts"}
 _LOCKS: dict[Path, threading.Lock] = {}
@@ -55,9 +57,12 @@ class AlertStore:
     def read(self) -> dict[str, Any]:
         if not self.spec_path.exists():
             return {}
-        data = yaml.safe_load(self.spec_path.read_text()) or {}
+        try:
+            data = read_yaml(self.spec_path, "spec file") or {}
+        except UsageError as exc:  # unreadable or not YAML: the message names the file
+            raise SpecError(None, str(exc)) from None
         if not isinstance(data, dict):
-            raise SpecError(f"spec file {self.spec_path} is not a mapping")
+            raise SpecError(None, "the spec file is not a mapping", str(self.spec_path))
         return data
 
     def entries(self) -> list[dict[str, Any]]:

@@ -54,7 +54,9 @@ def read_series(path: str | Path) -> Series:
         raise UsageError(f"{path}: not a CSV text file ({exc})") from None
     if not rows or [c.strip().lower() for c in rows[0][:2]] != ["timestamp", "value"]:
         raise UsageError(f"{path}: first row must be the header 'timestamp,value'")
-    stamps, t, x = [], [], []
+    stamps: list[str] = []
+    t: list[float] = []
+    x: list[float] = []
     for line, row in enumerate(rows[1:], start=2):
         if not row:
             continue

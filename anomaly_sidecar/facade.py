@@ -192,7 +192,10 @@ class AnomalyDetector:
                 ind.name,
                 times[keep],
                 values[keep],
-                *(cols[k][keep] for k in ("score", "expected", "lower", "upper")),
+                cols["score"][keep],
+                cols["expected"][keep],
+                cols["lower"][keep],
+                cols["upper"][keep],
                 alarm[keep],
                 bank.threshold,
             )

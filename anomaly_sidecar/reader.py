@@ -24,6 +24,7 @@ RETRY_STATUSES = (429, 500, 502, 503, 504)
 # Prometheus refuses range queries over 11,000 points per series; stay below it.
 MAX_POINTS_PER_REQUEST = 10_000
 
+
 class QueryError(Exception):
     """A query failed: unreachable server, retries exhausted, or an error answer from the API."""
 
@@ -178,7 +179,7 @@ def parse_vector(data: dict[str, Any]) -> Vector:
     """Turn the ``data`` of an instant query into arrays (``float`` parses NaN and +Inf spellings)."""
     kind = data.get("resultType")
     result = data.get("result")
-    if kind == "scalar":
+    if kind == "scalar" and isinstance(result, list):
         return Vector([{}], np.array([float(result[0])]), np.array([float(result[1])]))
     if kind != "vector" or not isinstance(result, list):
         raise QueryError(f"query: expected a vector, got {kind}", retriable=False)

@@ -109,13 +109,19 @@ def load(path: str | Path, codec: Codec = PLAIN) -> bytes | None:
         raise StateError(f"{path}: cannot decode with codec {name!r}: {exc}") from None
 
 
+# The metadata's slot, and ``np.savez``'s own parameters: an array named ``allow_pickle`` would be taken
+# for the flag and silently left out of the file, one named ``file`` would be a TypeError.
+_RESERVED = (_META_KEY, "file", "allow_pickle")
+
+
 def pack(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> bytes:
     """Arrays and JSON metadata as one ``.npz`` payload."""
-    if _META_KEY in arrays:
-        raise ValueError(f"array name {_META_KEY!r} is reserved")
+    for name in _RESERVED:
+        if name in arrays:
+            raise ValueError(f"array name {name!r} is reserved")
     buf = io.BytesIO()
     meta_bytes = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-    np.savez(buf, **arrays, **{_META_KEY: meta_bytes})
+    np.savez(buf, allow_pickle=False, **arrays, **{_META_KEY: meta_bytes})
     return buf.getvalue()
 
 

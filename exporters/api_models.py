@@ -2,7 +2,8 @@
 
 They check shape, types and label-value syntax (``extra="forbid"``, strict types) so the collector only
 ever sees well-formed ``AppEvent``/``BusinessFigures``; the collector keeps the checks only it can make
-(series caps, metadata allowlists). The same models produce the OpenAPI document.
+(series caps, metadata allowlists). The same models produce the OpenAPI document. Error answers are
+``tenantpulse.web.errors.ErrorBody``.
 """
 
 from __future__ import annotations
@@ -147,45 +148,5 @@ class IngestResult(BaseModel):
     request_id: str
 
 
-class ErrorBody(BaseModel):
-    """Every 4xx/5xx answer: ``field`` names what was wrong (``events[2].event_type``, ``body``)."""
-
-    error: str = Field(
-        description="invalid_input, unauthorized, forbidden, payload_too_large, rate_limited, ..."
-    )
-    field: str | None = None
-    reason: str
-    detail: list[dict[str, Any]] | None = None
-    request_id: str | None = None
-
-
-class ApiError(Exception):
-    """Raised anywhere in a request to answer ``status`` with an ``ErrorBody``; the app's handler renders it."""
-
-    def __init__(
-        self,
-        status: int,
-        error: str,
-        reason: str,
-        field: str | None = None,
-        headers: dict[str, str] | None = None,
-        detail: list[dict[str, Any]] | None = None,
-    ) -> None:
-        super().__init__(f"{status} {error}: {reason}")
-        self.status = status
-        self.body = ErrorBody(error=error, field=field, reason=reason, detail=detail)
-        self.headers = headers or {}
-
-
 class Health(BaseModel):
     status: Literal["ok", "starting"]
-
-
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorBody, "description": text}
-    for status, text in (
-        (401, "Missing, unknown or expired API key (with `WWW-Authenticate: Bearer`)."),
-        (403, "The key may not do this for this tenant."),
-        (422, "Invalid input; `field` names it."),
-    )
-}

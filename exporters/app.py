@@ -1,8 +1,9 @@
 """The exporter's ASGI app: ingest, per-tenant reads, Prometheus exposition, health.
 
 ``create_app(settings)`` builds it with the collector, key ring, settings and rate limiter on
-``app.state``. Other parts of the bundle add their routers by naming a module that defines ``router``
-(an ``APIRouter``) in ``ROUTER_MODULES`` — one line — and reuse ``exporters.auth`` for keys and tenants.
+``app.state``. Its own routes are this module's ``router``; other parts of the bundle add theirs by
+naming a module that defines ``router`` (an ``APIRouter``) in ``ROUTER_MODULES`` — one line — and take
+keys, tenants and errors from ``tenantpulse.web`` (``web.auth``, ``web.errors``).
 """
 
 from __future__ import annotations
@@ -16,13 +17,10 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Annotated, Any
 
 import structlog
-from fastapi import Depends, FastAPI, Query, Request, Response
-from fastapi.exceptions import RequestValidationError
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from pydantic.json_schema import models_json_schema
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
 
 from tenantpulse.conventions.catalog import TENANT_ID_PATTERN
 from tenantpulse.conventions.exposition import (
@@ -32,33 +30,36 @@ from tenantpulse.conventions.exposition import (
     TEXT_MEDIA_TYPE,
 )
 from tenantpulse.exporters import ingest_parsing
-from tenantpulse.exporters.api_models import (
-    ERROR_RESPONSES,
-    ApiError,
-    BatchIn,
-    BusinessIn,
-    ErrorBody,
-    EventIn,
-    Health,
-    IngestResult,
-)
-from tenantpulse.exporters.auth import allowed, authenticate, bearer, check_tenants, forbidden, require_scope
+from tenantpulse.exporters.api_models import BatchIn, BusinessIn, EventIn, Health, IngestResult
 from tenantpulse.exporters.events import IngestError
 from tenantpulse.exporters.limits import TenantRateLimiter, read_body
-from tenantpulse.exporters.request_context import RequestContext
 from tenantpulse.exporters.settings import ExporterSettings
 from tenantpulse.otel.asgi import instrument_app
 from tenantpulse.otel.exemplars import current_exemplar
 from tenantpulse.otel.tracing import set_attributes
 from tenantpulse.security.audit import AuditLog
-from tenantpulse.security.audit_http import AuditTrail
 from tenantpulse.security.keys import ANY_TENANT, ApiKey, KeyRing
+from tenantpulse.web.auth import (
+    Key,
+    allowed,
+    authenticate,
+    bearer,
+    check_tenant,
+    check_tenants,
+    require_scope,
+)
+from tenantpulse.web.errors import ERROR_RESPONSES, ApiError, ErrorBody
+from tenantpulse.web.install import install
 
 if TYPE_CHECKING:
     from tenantpulse.exporters.collector import CollectorConfig, MetricsCollector
 
 # Modules whose ``router`` is mounted on the exporter app (e.g. "tenantpulse.alert_rules.api"). One line per part.
-ROUTER_MODULES: tuple[str, ...] = ("tenantpulse.alert_rules.api", "tenantpulse.grafana.api", "tenantpulse.security.erasure")
+ROUTER_MODULES: tuple[str, ...] = (
+    "tenantpulse.alert_rules.api",
+    "tenantpulse.grafana.api",
+    "tenantpulse.security.erasure",
+)
 
 log = structlog.get_logger("tenantpulse.exporter")
 
@@ -103,12 +104,8 @@ def create_app(
     app.state.ready = False
 
     app.state.audit = AuditLog(settings.audit_log) if settings.audit_log else None
-    app.add_middleware(AuditTrail)  # inside RequestContext, so entries carry its request id
-    app.add_middleware(RequestContext)
-    app.add_exception_handler(ApiError, _api_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
-    _add_routes(app)
+    install(app)  # tenantpulse.web: error handlers, audit trail, request context
+    app.include_router(router)
     for name in ROUTER_MODULES:
         app.include_router(importlib.import_module(name).router)
     _document_body_models(app)
@@ -177,127 +174,133 @@ LIMIT_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _add_routes(app: FastAPI) -> None:
-    @app.post(
-        "/analytics/metrics",
-        response_model=IngestResult,
-        responses={**ERROR_RESPONSES, **LIMIT_RESPONSES},
-        openapi_extra={"requestBody": INGEST_BODY},
-        summary="Ingest app events and business figures",
-        tags=["ingest"],
-    )
-    async def ingest(request: Request, key: Annotated[ApiKey, Depends(authenticate)]) -> IngestResult:
-        started = time.perf_counter()
-        state = request.app.state
-        if key.tenant != ANY_TENANT:
-            request.state.tenant = key.tenant
-            structlog.contextvars.bind_contextvars(tenant=key.tenant)
-        batch: ingest_parsing.ParsedBatch | None = None
+router = APIRouter()
+
+
+@router.post(
+    "/analytics/metrics",
+    response_model=IngestResult,
+    responses={**ERROR_RESPONSES, **LIMIT_RESPONSES},
+    openapi_extra={"requestBody": INGEST_BODY},
+    summary="Ingest app events and business figures",
+    tags=["ingest"],
+)
+async def ingest(request: Request, key: Key) -> IngestResult:
+    started = time.perf_counter()
+    state = request.app.state
+    if key.tenant != ANY_TENANT:
+        request.state.tenant = key.tenant
+        structlog.contextvars.bind_contextvars(tenant=key.tenant)
+    batch: ingest_parsing.ParsedBatch | None = None
+    try:
+        body = await read_body(request, state.settings.max_body_bytes)
+        batch = ingest_parsing.parse(
+            body, request.headers.get("content-type"), state.settings.max_batch_events
+        )
+        check_tenants(key, "write", batch.tenant_fields())
+        counts = Counter(batch.tenants())
+        state.limiter.acquire(counts)
         try:
-            body = await read_body(request, state.settings.max_body_bytes)
-            batch = ingest_parsing.parse(
-                body, request.headers.get("content-type"), state.settings.max_batch_events
-            )
-            check_tenants(key, "write", batch.tenant_fields())
-            counts = Counter(batch.tenants())
-            state.limiter.acquire(counts)
-            try:
-                state.collector.ingest(batch.events, batch.business)
-            except IngestError as exc:
-                state.limiter.refund(counts)
-                raise ApiError(
-                    exc.status, exc.to_json()["error"], exc.reason, field=batch.where(exc.field)
-                ) from None
-        except ApiError as exc:
-            _count_rejected(state.collector, key, exc.status, batch)
-            set_attributes(tenant=key.tenant, result=REJECT_REASONS.get(exc.status, "rejected"))
-            raise
-        elapsed = time.perf_counter() - started
-        exemplar = current_exemplar()
-        set_attributes(
-            tenant=",".join(sorted(counts)),
-            batch_size=len(batch.events) + len(batch.business),
-            result="accepted",
-        )
-        for tenant in counts:
-            state.collector.observe_request(tenant, elapsed, exemplar)
-        return IngestResult(
-            accepted_events=len(batch.events),
-            accepted_business=len(batch.business),
-            request_id=request.state.request_id,
-        )
-
-    @app.get(
-        "/analytics/metrics/aggregated",
-        responses=ERROR_RESPONSES,
-        summary="Sums across all tenants (admin)",
-        tags=["read"],
+            state.collector.ingest(batch.events, batch.business)
+        except IngestError as exc:
+            state.limiter.refund(counts)
+            raise ApiError(
+                exc.status, exc.to_json()["error"], exc.reason, field=batch.where(exc.field)
+            ) from None
+    except ApiError as exc:
+        _count_rejected(state.collector, key, exc.status, batch)
+        set_attributes(tenant=key.tenant, result=REJECT_REASONS.get(exc.status, "rejected"))
+        raise
+    elapsed = time.perf_counter() - started
+    exemplar = current_exemplar()
+    set_attributes(
+        tenant=",".join(sorted(counts)),
+        batch_size=len(batch.events) + len(batch.business),
+        result="accepted",
     )
-    async def aggregated(
-        request: Request, key: Annotated[ApiKey, Depends(require_scope("admin"))]
-    ) -> dict[str, Any]:
-        return request.app.state.collector.aggregated()
+    for tenant in counts:
+        state.collector.observe_request(tenant, elapsed, exemplar)
+    return IngestResult(
+        accepted_events=len(batch.events),
+        accepted_business=len(batch.business),
+        request_id=request.state.request_id,
+    )
 
-    @app.get(
-        "/analytics/metrics/{tenant_id}",
-        responses={
-            **ERROR_RESPONSES,
-            404: {"model": ErrorBody, "description": "No data for this tenant yet."},
+
+@router.get(
+    "/analytics/metrics/aggregated",
+    responses=ERROR_RESPONSES,
+    summary="Sums across all tenants (admin)",
+    tags=["read"],
+)
+async def aggregated(
+    request: Request, key: Annotated[ApiKey, Depends(require_scope("admin"))]
+) -> dict[str, Any]:
+    return request.app.state.collector.aggregated()
+
+
+@router.get(
+    "/analytics/metrics/{tenant_id}",
+    responses={
+        **ERROR_RESPONSES,
+        404: {"model": ErrorBody, "description": "No data for this tenant yet."},
+    },
+    summary="One tenant's current values",
+    tags=["read"],
+)
+async def tenant_metrics(
+    request: Request,
+    tenant_id: str,
+    key: Annotated[ApiKey, Depends(require_scope("read"))],
+) -> dict[str, Any]:
+    structlog.contextvars.bind_contextvars(tenant=tenant_id)
+    collector = request.app.state.collector
+    if tenant_id not in collector.tenants():
+        raise ApiError(404, "not_found", f"no data for tenant {tenant_id!r}", field="tenant_id")
+    return collector.snapshot(tenant_id)
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "Prometheus text exposition, or OpenMetrics when `Accept` asks for it.",
+            "content": {TEXT_MEDIA_TYPE: {"schema": {"type": "string"}}, OPENMETRICS_MEDIA_TYPE: {}},
         },
-        summary="One tenant's current values",
-        tags=["read"],
-    )
-    async def tenant_metrics(
-        request: Request,
-        tenant_id: str,
-        key: Annotated[ApiKey, Depends(require_scope("read"))],
-    ) -> dict[str, Any]:
-        structlog.contextvars.bind_contextvars(tenant=tenant_id)
-        collector = request.app.state.collector
-        if tenant_id not in collector.tenants():
-            raise ApiError(404, "not_found", f"no data for tenant {tenant_id!r}", field="tenant_id")
-        return collector.snapshot(tenant_id)
+        **ERROR_RESPONSES,
+    },
+    summary="Prometheus exposition (all tenants, or ?tenant=T)",
+    tags=["metrics"],
+)
+async def metrics(
+    request: Request,
+    tenant: str | None = Query(None, pattern=TENANT_ID_PATTERN, description="Only this tenant's series."),
+) -> Response:
+    state = request.app.state
+    if state.settings.metrics_auth == "required":
+        key = await authenticate(request, await bearer(request))
+        check_tenant(key, tenant, "read", "tenant" if tenant else "Authorization")
+    openmetrics = OPENMETRICS_MEDIA_TYPE in request.headers.get("accept", "")
+    body = state.collector.render(tenant=tenant, openmetrics=openmetrics)
+    return Response(body, media_type=OPENMETRICS_CONTENT_TYPE if openmetrics else TEXT_CONTENT_TYPE)
 
-    @app.get(
-        "/metrics",
-        response_class=Response,
-        responses={
-            200: {
-                "description": "Prometheus text exposition, or OpenMetrics when `Accept` asks for it.",
-                "content": {TEXT_MEDIA_TYPE: {"schema": {"type": "string"}}, OPENMETRICS_MEDIA_TYPE: {}},
-            },
-            **ERROR_RESPONSES,
-        },
-        summary="Prometheus exposition (all tenants, or ?tenant=T)",
-        tags=["metrics"],
-    )
-    async def metrics(
-        request: Request,
-        tenant: str | None = Query(None, pattern=TENANT_ID_PATTERN, description="Only this tenant's series."),
-    ) -> Response:
-        state = request.app.state
-        if state.settings.metrics_auth == "required":
-            key = await authenticate(request, await bearer(request))
-            if not allowed(key, tenant, "read"):
-                raise forbidden(key, tenant, "read", "tenant" if tenant else "Authorization")
-        openmetrics = OPENMETRICS_MEDIA_TYPE in request.headers.get("accept", "")
-        body = state.collector.render(tenant=tenant, openmetrics=openmetrics)
-        return Response(body, media_type=OPENMETRICS_CONTENT_TYPE if openmetrics else TEXT_CONTENT_TYPE)
 
-    @app.get("/healthz", response_model=Health, tags=["health"], summary="The process is alive")
-    async def healthz() -> Health:
-        return Health(status="ok")
+@router.get("/healthz", response_model=Health, tags=["health"], summary="The process is alive")
+async def healthz() -> Health:
+    return Health(status="ok")
 
-    @app.get(
-        "/readyz",
-        response_model=Health,
-        tags=["health"],
-        summary="Ready to take traffic",
-        responses={503: {"model": Health, "description": "Still starting or shutting down."}},
-    )
-    async def readyz(request: Request) -> Response:
-        ready = bool(request.app.state.ready)
-        return JSONResponse({"status": "ok" if ready else "starting"}, status_code=200 if ready else 503)
+
+@router.get(
+    "/readyz",
+    response_model=Health,
+    tags=["health"],
+    summary="Ready to take traffic",
+    responses={503: {"model": Health, "description": "Still starting or shutting down."}},
+)
+async def readyz(request: Request) -> Response:
+    ready = bool(request.app.state.ready)
+    return JSONResponse({"status": "ok" if ready else "starting"}, status_code=200 if ready else 503)
 
 
 def _count_rejected(
@@ -312,48 +315,6 @@ def _count_rejected(
         tenants = {key.tenant}
     for tenant in tenants:
         collector.count_rejected(tenant, reason)
-
-
-# --- errors -------------------------------------------------------------------------------------
-
-
-def _error_response(
-    request: Request, status: int, body: ErrorBody, headers: dict[str, str] | None = None
-) -> Any:
-    body.request_id = getattr(request.state, "request_id", None)
-    return JSONResponse(body.model_dump(exclude_none=True), status_code=status, headers=headers)
-
-
-async def _api_error(request: Request, exc: Exception) -> Any:
-    assert isinstance(exc, ApiError)
-    return _error_response(request, exc.status, exc.body, exc.headers)
-
-
-async def _validation_error(request: Request, exc: Exception) -> Any:
-    assert isinstance(exc, RequestValidationError)
-    errors = ingest_parsing.clean_errors(exc.errors(), drop_first=True)
-    first = errors[0] if errors else {"field": None, "reason": "invalid request"}
-    body = ErrorBody(error="invalid_input", field=first["field"], reason=first["reason"], detail=errors)
-    return _error_response(request, 422, body)
-
-
-async def _http_error(request: Request, exc: Exception) -> Any:
-    assert isinstance(exc, StarletteHTTPException)
-    error = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-    headers = dict(exc.headers or {})
-    if exc.status_code == 405:
-        headers["Allow"] = ", ".join(_allowed_methods(request))
-    return _error_response(request, exc.status_code, ErrorBody(error=error, reason=str(exc.detail)), headers)
-
-
-def _allowed_methods(request: Request) -> list[str]:
-    """Every method some route serves on this path (Starlette names only the first matching route's)."""
-    routes = request.app.router.routes
-    return [
-        method
-        for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
-        if any(route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes)
-    ]
 
 
 # --- OpenAPI ------------------------------------------------------------------------------------

@@ -123,14 +123,14 @@ class _Reservations:
         state = self.tenants.get(tenant) if isinstance(tenant, str) else None
         if state is not None and event_type in state.events.index:
             return  # accepted before, hence valid
-        _tenant(tenant, f"events[{i}].tenant_id")
+        tenant_id = _tenant(tenant, f"events[{i}].tenant_id")
         if not isinstance(event_type, str) or not EVENT_TYPE_RE.fullmatch(event_type):
             raise IngestError(f"events[{i}].event_type", f"must match {EVENT_TYPE_RE.pattern}")
-        fresh = self.new_types.setdefault(tenant, set())
+        fresh = self.new_types.setdefault(tenant_id, set())
         limit = self.config.max_event_types_per_tenant
         if (len(state.events) if state else 0) + len(fresh) >= limit:
             raise IngestError(f"events[{i}].event_type", f"event type limit reached ({limit})")
-        self.grow(tenant, 1, f"events[{i}].event_type")
+        self.grow(tenant_id, 1, f"events[{i}].event_type")
         fresh.add(event_type)
 
 
@@ -256,7 +256,7 @@ class MetricsCollector:
         for i, b in enumerate(business):
             t = _tenant(b.tenant_id, f"business[{i}].tenant_id")
             state = tenants.get(t)
-            row = []
+            row: list[float | None] = []  # revenue, active users, conversion rate
             for name, high, metric in (
                 ("revenue", math.inf, c.REVENUE),
                 ("active_users", math.inf, c.ACTIVE_USERS),
@@ -270,7 +270,7 @@ class MetricsCollector:
                 if (state is None or state.peek(metric) is None) and (t, name) not in new_gauges:
                     caps.grow(t, 1, f"business[{i}].{name}")
                     new_gauges.add((t, name))
-            figures.append((t, *row))
+            figures.append((t, row[0], row[1], row[2]))
         return counts, durations, users, figures
 
     def _state(self, tenant: str) -> TenantState:
@@ -434,14 +434,17 @@ class MetricsCollector:
     @staticmethod
     def _snapshot(state: TenantState) -> dict[str, Any]:
         durations = {}
+        # A family's table kind follows its metric type (TenantState._table): the isinstance checks
+        # only tell mypy so.
         hist = state.peek(c.EVENT_DURATION)
-        for et in hist.index if hist else ():
-            count, total = hist.count_and_sum(et) or (0.0, 0.0)
-            durations[et] = {"count": count, "sum_seconds": total}
+        if isinstance(hist, HistogramTable):
+            for et in hist.index:
+                count, total = hist.count_and_sum(et) or (0.0, 0.0)
+                durations[et] = {"count": count, "sum_seconds": total}
 
         def value(metric: c.Metric) -> float | None:
             table = state.peek(metric)
-            return table.get(()) if table else None
+            return table.get(()) if isinstance(table, SeriesTable) and table else None
 
         unique = state.peek(c.UNIQUE_USERS)
         kpis = {
@@ -468,7 +471,7 @@ class MetricsCollector:
             "revenue": value(c.REVENUE),
             "active_users": value(c.ACTIVE_USERS),
             "conversion_rate": value(c.CONVERSION),
-            "unique_users": dict(unique.items()) if unique else {},
+            "unique_users": dict(unique.items()) if isinstance(unique, SeriesTable) and unique else {},
             "kpis": kpis,
             "series": state.series(),
         }

@@ -13,6 +13,7 @@ from array import array
 from bisect import bisect_left
 from collections.abc import Sequence
 from itertools import accumulate
+from typing import Any
 
 from tenantpulse.conventions.catalog import Metric
 from tenantpulse.conventions.exposition import escape_label_value
@@ -80,7 +81,9 @@ class SeriesTable:
         )  # shared by a tenant's tables
         self.label_names = tuple(n for n in (*metric.labels, *extra_labels) if n not in fixed)
         self.index: dict[Key, int] = {}
-        self.values = array("q")
+        # Typecode "q" (ints) until a value needs "d" (floats): which one it holds is a runtime fact
+        # (``values.typecode``) that mypy cannot follow, so the element type is left open.
+        self.values: array[Any] = array("q")
         self._template: bytes | None = None
 
     def __len__(self) -> int:
@@ -122,7 +125,7 @@ class SeriesTable:
         """A bytes template: ``%d`` (integers) or ``%a`` (float repr) placeholders for the values."""
         name = self.metric.name
         slot = "%d" if self.values.typecode == "q" else "%a"
-        lines = []
+        lines: list[str] = []
         for key in self.index:
             labels = ",".join(x for x in (self._fixed, render_labels(self.label_names, key)) if x)
             labels = labels.replace("%", "%%")
@@ -157,7 +160,7 @@ class HistogramTable:
         self.label_names = tuple(n for n in metric.labels if n not in fixed)
         self.bounds = metric.buckets
         self.index: dict[Key, int] = {}
-        self.counts: list[array] = []  # per series: non-cumulative counts, last one is +Inf
+        self.counts: list[array[int]] = []  # per series: non-cumulative counts, last one is +Inf
         self.sums = array("d")
         self.exemplars: dict[tuple[int, int], Exemplar] = {}
         self._template: str | None = None
@@ -200,7 +203,7 @@ class HistogramTable:
     def _build(self) -> str:
         name = self.metric.name
         les = [format_value(b) for b in (*self.bounds, math.inf)]
-        lines = []
+        lines: list[str] = []
         for key in self.index:
             labels = ",".join(x for x in (self._fixed, render_labels(self.label_names, key)) if x)
             labels = labels.replace("%", "%%")

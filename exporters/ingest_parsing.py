@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from tenantpulse.exporters.api_models import ApiError, BatchIn, BusinessIn, EventIn
+from tenantpulse.exporters.api_models import BatchIn, BusinessIn, EventIn
 from tenantpulse.exporters.events import AppEvent, BusinessFigures
+from tenantpulse.web.errors import ApiError
+from tenantpulse.web.validation import clean_errors
 
 JSON_TYPES = {"application/json", "text/json"}
 NDJSON_TYPES = {"application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines"}
@@ -160,23 +162,3 @@ def _too_many(max_items: int, where: str) -> ApiError:
     return ApiError(
         413, "batch_too_large", f"more than {max_items} items in one request; split it", field=where
     )
-
-
-def field_path(loc: Sequence[Any], prefix: str = "") -> str:
-    """``("events", 2, "event_type")`` -> ``events[2].event_type``."""
-    out = prefix
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return out.lstrip(".") or "body"
-
-
-def clean_errors(errors: Sequence[Any], prefix: str = "", drop_first: bool = False) -> list[dict[str, Any]]:
-    """Pydantic/FastAPI errors as ``{field, reason, type}``, without echoing input values."""
-    out = []
-    for err in errors:
-        loc = list(err.get("loc", ()))
-        if drop_first and loc and loc[0] in ("body", "query", "path", "header", "cookie"):
-            loc = loc[1:]
-        reason = str(err.get("msg", "invalid")).removeprefix("Value error, ")
-        out.append({"field": field_path(loc, prefix), "reason": reason, "type": err.get("type")})
-    return out

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 
 from fastapi import Request
 
-from tenantpulse.exporters.api_models import ApiError
+from tenantpulse.web.errors import ApiError
 
 
 class TenantRateLimiter:

@@ -29,7 +29,7 @@ import structlog
 from tenantpulse.conventions.indicators import ERROR_EVENT, PLAY_EVENT, SESSION_EVENT
 
 Misbehaviour = Literal["error_spike", "traffic_drop"]
-MISBEHAVIOURS: tuple[str, ...] = ("error_spike", "traffic_drop")
+MISBEHAVIOURS: tuple[Misbehaviour, ...] = ("error_spike", "traffic_drop")
 
 log = structlog.get_logger("tenantpulse.traffic")
 

@@ -14,11 +14,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Request
 from fastapi.responses import JSONResponse
 
-from tenantpulse.exporters.api_models import ERROR_RESPONSES, ApiError
-from tenantpulse.exporters.auth import require_scope
 from tenantpulse.grafana import custom, realtime, render
 from tenantpulse.grafana import spec as s
+from tenantpulse.kernel.errors import SpecError
 from tenantpulse.security.keys import ApiKey
+from tenantpulse.web.auth import require_scope
+from tenantpulse.web.errors import ERROR_RESPONSES, ApiError
 
 router = APIRouter(prefix="/analytics/dashboards", tags=["dashboards"], responses=ERROR_RESPONSES)
 Reader = Annotated[ApiKey, Depends(require_scope("read"))]
@@ -84,12 +85,8 @@ def get_dashboard(dashboard_id: str, _: Reader, store: Store) -> dict[str, Any]:
 def create_dashboard(body: SpecBody, _: Admin, store: Store) -> JSONResponse:
     try:
         board = render.to_data(custom.build(s.custom_dashboard(body)))
-    except s.SpecError as exc:
-        raise ApiError(422, "invalid_spec", str(exc), field=_field(exc)) from None
+    except SpecError as exc:
+        raise ApiError(422, "invalid_spec", str(exc), field=exc.field) from None
     replaced = board["uid"] in store
     store[board["uid"]] = board
     return JSONResponse({**_summary(board), "dashboard": board}, status_code=200 if replaced else 201)
-
-
-def _field(exc: s.SpecError) -> str:
-    return f"components[{exc.component}].{exc.field}" if exc.component is not None else exc.field

@@ -82,7 +82,7 @@ def build(dash: s.CustomDashboard) -> g.Dashboard:
         refresh="30s",
         time=g.Time("now-6h", "now"),
         templating=tv.templating(horizon=needs_horizon),
-        panels=layout.place(items, dash.layout),  # type: ignore[arg-type]
+        panels=layout.place(items, layout.checked(dash.layout)),
     ).auto_panel_ids()
 
 

@@ -20,7 +20,7 @@ def dashboards(spec: s.DashboardsSpec) -> dict[str, dict[str, Any]]:
         built.append(slo.create_slo_dashboard(spec.slo_spec))
     for dash in built:
         if dash.uid in out:
-            raise s.SpecError("uid", f"two dashboards would share uid {dash.uid!r}", dash.title)
+            raise s.dashboard_error("uid", f"two dashboards would share uid {dash.uid!r}", dash.title)
         out[dash.uid] = render.to_data(dash)
     return out
 

@@ -13,8 +13,16 @@ from typing import Literal
 from grafanalib import core as g
 
 GRID_WIDTH = 24
-LAYOUTS = ("grid", "stack")
 Layout = Literal["grid", "stack"]
+LAYOUTS: tuple[Layout, ...] = ("grid", "stack")
+
+
+def checked(name: str) -> Layout:
+    """``name`` as a Layout (a spec holds the validated name as a plain string); ValueError if unknown."""
+    for known in LAYOUTS:
+        if name == known:
+            return known
+    raise ValueError(f"unknown layout {name!r}; valid: {', '.join(LAYOUTS)}")
 
 
 def pack(sizes: Sequence[tuple[int, int]], layout: Layout = "grid") -> list[tuple[int, int]]:
@@ -36,11 +44,11 @@ def pack(sizes: Sequence[tuple[int, int]], layout: Layout = "grid") -> list[tupl
     return placed
 
 
-def place(items: Sequence[tuple[object, tuple[int, int]]], layout: Layout = "grid") -> list:
+def place(items: Sequence[tuple[g.Panel, tuple[int, int]]], layout: Layout = "grid") -> list[g.Panel]:
     """Give each (grafanalib panel, (width, height)) a ``gridPos``; a RowPanel closes the section above."""
-    out: list = []
+    out: list[g.Panel] = []
     top = 0
-    section: list[tuple[object, tuple[int, int]]] = []
+    section: list[tuple[g.Panel, tuple[int, int]]] = []
 
     def flush() -> int:
         positions = pack([s for _, s in section], layout)

@@ -76,7 +76,9 @@ def targets(queries: Sequence[Query]) -> list[PromTarget]:
     if len(queries) > len(string.ascii_uppercase):
         raise ValueError(f"at most {len(string.ascii_uppercase)} queries per panel, got {len(queries)}")
     return [
-        PromTarget(
+        # grafanalib has no types, so mypy's attrs plugin sees only PromTarget's own field (exemplar) in
+        # __init__, not those it inherits from g.Target.
+        PromTarget(  # type: ignore[call-arg]
             expr=q.expr,
             legendFormat=q.legend,
             refId=ref,

@@ -1,13 +1,14 @@
 """The dashboards spec (YAML or Python dicts), checked before anything is generated.
 
-Every refusal is a ``SpecError`` naming the dashboard, the component (index and title), the field
-and the valid choices, so the CLI prints one clear line (exit 2) and the API answers 422.
+Every refusal is a ``SpecError`` (``kernel.errors``) naming the dashboard and component (its title)
+as ``source``, the field (``components[2].indicator`` inside a dashboard) and the valid choices, so
+the CLI prints one clear line (exit 2, prefixed with the file from ``load``) and the API answers 422.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 from tenantpulse.conventions import catalog as c
 from tenantpulse.conventions import indicators
 from tenantpulse.grafana import layout
-from tenantpulse.kernel.errors import UsageError
+from tenantpulse.kernel.errors import SpecError, UsageError
 from tenantpulse.kernel.yamlfile import read_yaml
 
 COMPONENT_TYPES: tuple[str, ...] = (
@@ -57,40 +58,13 @@ MAX_COMPONENTS = 100
 MAX_HEIGHT = 50
 UID_RE = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 
+Refuse = Callable[[str, str], SpecError]
+"""``err(field, reason)``: a ``SpecError`` in the place being checked."""
 
-class SpecError(UsageError):
-    """A refused spec: where (dashboard, component), which field, why."""
 
-    def __init__(
-        self,
-        field: str,
-        reason: str,
-        dashboard: str | None = None,
-        component: int | None = None,
-        title: str | None = None,
-    ) -> None:
-        self.field = field
-        self.reason = reason
-        self.dashboard = dashboard
-        self.component = component
-        self.title = title
-        where = []
-        if dashboard is not None:
-            where.append(f"dashboard {dashboard!r}")
-        if component is not None:
-            where.append(f"component {component}" + (f" ({title!r})" if title else ""))
-        prefix = ", ".join(where)
-        super().__init__(f"{prefix + ': ' if prefix else ''}field {field!r}: {reason}")
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "error": "invalid_spec",
-            "dashboard": self.dashboard,
-            "component": self.component,
-            "title": self.title,
-            "field": self.field,
-            "reason": self.reason,
-        }
+def dashboard_error(field: str, reason: str, dashboard: str | None = None) -> SpecError:
+    """A ``SpecError`` in ``dashboard`` (its name, or ``#i`` before it has one; None: the whole spec)."""
+    return SpecError(field, reason, f"dashboard {dashboard!r}" if dashboard else None, item=dashboard)
 
 
 # The real-time dashboard's widgets, in their default order (``grafana.realtime`` builds one per name).
@@ -162,30 +136,32 @@ def _choices(values: Sequence[str]) -> str:
     return ", ".join(values)
 
 
-def _unknown_keys(data: Mapping[str, Any], allowed: Sequence[str], err) -> None:
+def _unknown_keys(data: Mapping[str, Any], allowed: Sequence[str], err: Refuse) -> None:
     extra = sorted(set(data) - set(allowed))
     if extra:
         raise err(extra[0], f"unknown field; valid: {_choices(allowed)}")
 
 
-def _int_in(value: Any, low: int, high: int, name: str, err) -> int:
+def _int_in(value: Any, low: int, high: int, name: str, err: Refuse) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise err(name, f"must be an integer from {low} to {high}, got {value!r}")
     return value
 
 
-def _indicator(name: Any, fieldname: str, err) -> str:
+def _indicator(name: Any, fieldname: str, err: Refuse) -> str:
     if not isinstance(name, str) or name not in indicators.INDICATORS:
         raise err(fieldname, f"unknown indicator {name!r}; valid: {_choices(sorted(indicators.INDICATORS))}")
     return name
 
 
 def component(data: Any, index: int = 0, dashboard: str | None = None) -> Component:
-    """Validate one component mapping."""
+    """Validate one component mapping, the ``index``-th of ``dashboard``'s components."""
     title = data.get("title") if isinstance(data, Mapping) else None
+    where = [f"dashboard {dashboard!r}"] if dashboard is not None else []
+    where += [f"component {title!r}"] if isinstance(title, str) and title else []
 
     def err(fieldname: str, reason: str) -> SpecError:
-        return SpecError(fieldname, reason, dashboard, index, title if isinstance(title, str) else None)
+        return SpecError(f"components[{index}].{fieldname}", reason, ", ".join(where) or None, item=dashboard)
 
     if not isinstance(data, Mapping):
         raise err("type", f"a component must be a mapping with a type, got {type(data).__name__}")
@@ -248,7 +224,9 @@ def component(data: Any, index: int = 0, dashboard: str | None = None) -> Compon
     )
 
 
-def _check_sources(kind: str, names: list[str], metric: c.Metric | None, data: Mapping, err) -> None:
+def _check_sources(
+    kind: str, names: list[str], metric: c.Metric | None, data: Mapping[str, Any], err: Refuse
+) -> None:
     """Each type reads what it can draw: one value for kpi/gauge, a histogram for heatmaps, ..."""
     need = NEEDS[kind]
     if names and metric is not None:
@@ -277,7 +255,7 @@ def custom_dashboard(data: Any, index: int = 0) -> CustomDashboard:
     label = name if isinstance(name, str) else f"#{index}"
 
     def err(fieldname: str, reason: str) -> SpecError:
-        return SpecError(fieldname, reason, label)
+        return dashboard_error(fieldname, reason, label)
 
     if not isinstance(data, Mapping):
         raise err("name", "a dashboard must be a mapping with name and components")
@@ -307,7 +285,7 @@ def custom_dashboard(data: Any, index: int = 0) -> CustomDashboard:
 
 def realtime_dashboard(data: Any, index: int = 0) -> RealtimeDashboard:
     def err(fieldname: str, reason: str) -> SpecError:
-        return SpecError(fieldname, reason, f"realtime #{index}")
+        return dashboard_error(fieldname, reason, f"realtime #{index}")
 
     if not isinstance(data, Mapping):
         raise err("tenant", "a realtime entry must be a mapping (tenant, widgets, title)")
@@ -370,10 +348,15 @@ def parse(data: Any, base: Path | None = None) -> DashboardsSpec:
     names = [d.name for d in spec.dashboards]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
-        raise SpecError("name", "dashboard names must be unique", dupes[0])
+        raise dashboard_error("name", "dashboard names must be unique", dupes[0])
     return spec
 
 
 def load(path: Path) -> DashboardsSpec:
     """Read and validate a YAML spec file."""
-    return parse(read_yaml(path, "spec"), path.parent)
+    try:
+        return parse(read_yaml(path, "spec"), path.parent)
+    except SpecError as exc:
+        raise exc.within(path) from None
+    except UsageError as exc:  # the file itself: its message names it
+        raise SpecError(None, str(exc)) from None

@@ -30,11 +30,11 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from tenantpulse.conventions.catalog import TENANT, TENANT_ID_PATTERN
-from tenantpulse.exporters.api_models import ERROR_RESPONSES
-from tenantpulse.exporters.auth import require_scope
 from tenantpulse.kernel.durations import parse_duration
 from tenantpulse.kernel.errors import UsageError
 from tenantpulse.security.keys import ApiKey
+from tenantpulse.web.auth import require_scope
+from tenantpulse.web.errors import ERROR_RESPONSES
 
 TIMEOUT = 10.0
 MAX_WAIT = 120.0  # seconds to wait for Prometheus's next scrapes before the final deletion

@@ -24,7 +24,10 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("wheel")
     source = root / "source"
     shutil.copytree(
-        REPO, source, symlinks=True, ignore=lambda d, names: [n for n in names if n in SKIP or n == "__pycache__"]
+        REPO,
+        source,
+        symlinks=True,
+        ignore=lambda d, names: [n for n in names if n in SKIP or n == "__pycache__"],
     )
     build = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(root / "dist"), str(source)],
@@ -50,11 +53,15 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _run(site: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["PYTHONPATH"] = str(site)
-    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_the_wheel_is_what_runs(installed: Path, tmp_path: Path) -> None:
-    out = _run(installed, tmp_path, "-c", "import tenantpulse, tenantpulse.exporters.app as a; print(a.__file__)")
+    out = _run(
+        installed, tmp_path, "-c", "import tenantpulse, tenantpulse.exporters.app as a; print(a.__file__)"
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().startswith(str(installed)), out.stdout
 
@@ -62,11 +69,24 @@ def test_the_wheel_is_what_runs(installed: Path, tmp_path: Path) -> None:
 def test_the_cli_generates_the_same_rules_from_the_wheel(installed: Path, tmp_path: Path) -> None:
     spec = tmp_path / "alerts.yaml"
     shutil.copy(REPO / "examples" / "alerts.yaml", spec)
-    out = _run(installed, tmp_path, "-m", "tenantpulse.cli", "generate", "rules", "--spec", "alerts.yaml", "--out", "r")
+    out = _run(
+        installed,
+        tmp_path,
+        "-m",
+        "tenantpulse.cli",
+        "generate",
+        "rules",
+        "--spec",
+        "alerts.yaml",
+        "--out",
+        "r",
+    )
     assert out.returncode == 0, out.stderr
     for golden in (GOLDEN / "rules").iterdir():
         assert (tmp_path / "r" / golden.name).read_bytes() == golden.read_bytes(), golden.name
-    bad = _run(installed, tmp_path, "-m", "tenantpulse.cli", "generate", "rules", "--spec", "nope.yaml", "--out", "r")
+    bad = _run(
+        installed, tmp_path, "-m", "tenantpulse.cli", "generate", "rules", "--spec", "nope.yaml", "--out", "r"
+    )
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
 
 

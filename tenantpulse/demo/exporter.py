@@ -7,7 +7,7 @@ import secrets
 import yaml
 
 from tenantpulse.demo.context import DemoContext, child, pick_port
-from tenantpulse.exporters.traffic import MISBEHAVIOURS, TenantProfile, TrafficGenerator
+from tenantpulse.exporters.traffic import MISBEHAVIOURS, Misbehaviour, TenantProfile, TrafficGenerator
 from tenantpulse.kernel.errors import UsageError
 from tenantpulse.kernel.processes import python_env, tenantpulse_command
 
@@ -58,15 +58,16 @@ class TrafficComponent:
     name = "traffic"
 
     def prepare(self, ctx: DemoContext) -> None:
-        self.misbehave: tuple[str, str] | None = None
+        self.misbehave: tuple[str, Misbehaviour] | None = None
         if ctx.args.misbehave:
             tenant, _, mode = ctx.args.misbehave.partition(":")
-            if tenant not in ctx.tenants or mode not in MISBEHAVIOURS:
+            known = next((m for m in MISBEHAVIOURS if m == mode), None)
+            if tenant not in ctx.tenants or known is None:
                 raise UsageError(
                     f"--misbehave must be TENANT:MODE with TENANT in {list(ctx.tenants)} "
                     f"and MODE in {list(MISBEHAVIOURS)}"
                 )
-            self.misbehave = (tenant, mode)
+            self.misbehave = (tenant, known)
 
     def start(self, ctx: DemoContext) -> None:
         rates = (30.0, 20.0, 10.0)

@@ -59,7 +59,8 @@ class WebhookSink:
                 pass
 
         self._server = ThreadingHTTPServer((host, port), Handler)
-        self.host, self.port = self._server.server_address[:2]
+        bound, self.port = self._server.server_address[:2]
+        self.host = bound if isinstance(bound, str) else bytes(bound).decode()  # str for an AF_INET socket
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     def url(self, path: str = "/slack") -> str:
@@ -98,9 +99,9 @@ class MailSink:
             async def handle_DATA(self, server: object, session: object, envelope: Envelope) -> str:  # noqa: N802
                 msg = email.message_from_bytes(envelope.original_content or b"", policy=email.policy.default)
                 with sink._lock:
-                    sink.messages.append(msg)  # type: ignore[arg-type]
+                    sink.messages.append(msg)
                 if on_message is not None:
-                    on_message(msg)  # type: ignore[arg-type]
+                    on_message(msg)
                 return "250 Message accepted"
 
         if port == 0:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import uvicorn
@@ -25,7 +26,14 @@ def check_tls_files(cert: str | None, key: str | None) -> None:
         raise UsageError(f"--tls-cert/--tls-key: cannot load the pair: {exc}") from None
 
 
-def serve(app: object, host: str, port: int, tls_cert: str | None = None, tls_key: str | None = None) -> None:
+# An ASGI application: awaited with (scope, receive, send). The components pass their FastAPI apps; the
+# kernel names no web framework.
+ASGIApp = Callable[..., Awaitable[None]]
+
+
+def serve(
+    app: ASGIApp, host: str, port: int, tls_cert: str | None = None, tls_key: str | None = None
+) -> None:
     """Serve until interrupted. Logging is ours (structlog), so uvicorn's own config is off."""
     check_tls_files(tls_cert, tls_key)
     config = uvicorn.Config(

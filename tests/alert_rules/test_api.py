@@ -139,6 +139,17 @@ def test_alerts_api_without_configuration_says_how(tmp_path: Path) -> None:
     assert r.status_code == 503 and "--alerts-spec" in r.json()["reason"]
 
 
+def test_a_broken_spec_file_is_a_422_naming_the_file_not_a_500(tmp_path: Path) -> None:
+    """Regression: a hand-edited spec file that is not YAML made every alerts call a 500."""
+    spec_file = tmp_path / "alerts.yaml"
+    spec_file.write_text("alerts: [unclosed\n")
+    with app_client(tmp_path, alerts_spec=spec_file, rules_out=tmp_path / "rules") as (client, keys):
+        r = client.get("/analytics/alerts", headers=bearer(keys["admin"]))
+    assert r.status_code == 422, r.text
+    assert r.json()["error"] == "invalid_alert" and str(spec_file) in r.json()["reason"]
+    assert "not valid YAML" in r.json()["reason"]
+
+
 def test_exporter_refuses_alerts_spec_without_rules_out(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -13,10 +13,10 @@ from tenantpulse.alert_rules.alertmanager import config as alertmanager_config
 from tenantpulse.alert_rules.conditions import parse_condition
 from tenantpulse.alert_rules.manager import AlertManager
 from tenantpulse.alert_rules.rules import rule_groups
-from tenantpulse.alert_rules.spec import SpecError, parse_spec
+from tenantpulse.alert_rules.spec import parse_spec
 from tenantpulse.alert_rules.templating import check_template, humanize, render
 from tenantpulse.conventions import indicators
-from tenantpulse.kernel.errors import UsageError
+from tenantpulse.kernel.errors import SpecError, UsageError
 
 BASE: dict[str, Any] = {
     "defaults": {"runbook_base": "https://rb.example"},
@@ -49,7 +49,7 @@ def test_valid_spec_compiles_condition_by_tenant() -> None:
 
 def test_unknown_indicator_lists_valid_ones() -> None:
     err = refused(with_alert(condition="eror_rate > 0.05"))
-    assert (err.alert, err.field) == ("HighErrors", "condition")
+    assert (err.item, err.field) == ("HighErrors", "condition")
     assert "'eror_rate'" in str(err) and all(name in str(err) for name in indicators.INDICATORS)
     assert isinstance(err, UsageError)
 
@@ -72,7 +72,7 @@ def test_unknown_indicator_lists_valid_ones() -> None:
 )
 def test_bad_fields_name_alert_field_and_choices(fields: dict[str, Any], field: str, needle: str) -> None:
     err = refused(with_alert(**fields))
-    assert (err.alert, err.field) == ("HighErrors", field)
+    assert (err.item, err.field) == ("HighErrors", field)
     assert needle in str(err)
 
 
@@ -80,7 +80,7 @@ def test_raw_expr_needs_test_inputs() -> None:
     spec = copy.deepcopy(BASE)
     spec["alerts"] = [{"name": "Raw", "expr": "vector(1) > 0"}]
     err = refused(spec)
-    assert (err.alert, err.field) == ("Raw", "test")
+    assert (err.item, err.field) == ("Raw", "test")
 
 
 def test_duplicate_names_and_slo_errors() -> None:
@@ -93,7 +93,7 @@ def test_duplicate_names_and_slo_errors() -> None:
         "indicator": {"error": "errors_per_second", "total": "request_rate"},
     }
     err = refused({**BASE, "slos": [slo]})
-    assert (err.alert, err.field) == ("avail", "objective")
+    assert (err.item, err.field) == ("avail", "objective")
     slo = {
         "name": "avail",
         "objective": 0.99,
@@ -137,7 +137,7 @@ def test_keywords_are_case_insensitive_and_ml_alerts_refuse_labels() -> None:
     spec = copy.deepcopy(BASE)
     spec["ml_alerts"] = [{"name": "Odd", "model": "error_rate", "labels": {"team": "x"}}]
     err = refused(spec)
-    assert (err.alert, err.field) == ("Odd", "labels")
+    assert (err.item, err.field) == ("Odd", "labels")
 
 
 def test_slo_indicator_parts_must_be_comparable_rates() -> None:
@@ -146,7 +146,7 @@ def test_slo_indicator_parts_must_be_comparable_rates() -> None:
         {"good": "plays_per_minute", "total": "request_rate"},
     ):
         err = refused({**BASE, "slos": [{"name": "s", "objective": 0.99, "indicator": ind}]})
-        assert (err.alert, err.field) == ("s", "indicator") and "same unit" in str(err)
+        assert (err.item, err.field) == ("s", "indicator") and "same unit" in str(err)
     mixed = {"error": "errors_per_second", "total": {"metric": "tenantpulse_events_total"}}
     assert "not one of each" in str(
         refused({**BASE, "slos": [{"name": "s", "objective": 0.99, "indicator": mixed}]})

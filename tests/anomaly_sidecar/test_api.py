@@ -87,6 +87,54 @@ def test_missing_or_unknown_key_is_401(
     assert r.json()["field"] == "Authorization" and r.headers["www-authenticate"] == "Bearer"
 
 
+def test_errors_have_the_exporters_body(
+    api: tuple[TestClient, World], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """tenantpulse.web: the same body as the exporter (no null fields, the request id), for 401, 404,
+    405, 503 and an unhandled error alike, and an X-Request-Id on every answer."""
+    client, _ = api
+    r = client.get("/analytics/ml/models", headers={"X-Request-Id": "req-1"})
+    assert r.status_code == 401 and r.headers["x-request-id"] == "req-1"
+    assert r.json() == {
+        "error": "unauthorized",
+        "field": "Authorization",
+        "reason": "send an API key as 'Authorization: Bearer <key>'",
+        "request_id": "req-1",
+    }
+    r = client.get("/no/such/route")
+    assert r.status_code == 404 and r.json()["error"] == "not_found" and r.json()["request_id"]
+    r = client.put("/analytics/ml/train", headers=auth("t1"))
+    assert r.status_code == 405 and r.headers["allow"] == "POST" and r.json()["error"] == "method_not_allowed"
+    r = client.post("/analytics/ml/train", json={"tenant_id": "t1", "window": "soon"}, headers=auth("t1"))
+    assert r.status_code == 422 and r.json()["detail"][0]["field"] == "window"
+    assert not r.json()["reason"].startswith("Value error")
+
+
+def test_an_unhandled_error_is_a_json_500(
+    api: tuple[TestClient, World], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, _ = api
+    from tenantpulse.anomaly_sidecar.service import SidecarService
+
+    def broken(self: SidecarService, tenant: str | None = None) -> list[dict]:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(SidecarService, "models", broken)
+    r = client.get("/analytics/ml/models", headers=auth("t1"))
+    assert r.status_code == 500 and "boom" not in r.text and "Traceback" not in r.text
+    assert r.json()["error"] == "internal_error" and r.json()["request_id"] == r.headers["x-request-id"]
+
+
+def test_readyz_is_503_until_backfill_is_done(api: tuple[TestClient, World]) -> None:
+    client, _ = api
+    service = client.app.state.service  # type: ignore[attr-defined]
+    service.ready.clear()
+    r = client.get("/readyz")
+    assert r.status_code == 503 and r.json()["error"] == "not_ready" and r.json()["reason"]
+    service.ready.set()
+    assert client.get("/readyz").json() == {"ready": True}
+
+
 def test_train_relearns_a_tenants_models(api: tuple[TestClient, World]) -> None:
     client, _ = api
     r = client.post(

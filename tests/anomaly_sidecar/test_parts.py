@@ -90,6 +90,13 @@ def test_state_round_trip_and_atomic_replace(tmp_path: Path) -> None:
     assert [p.name for p in path.parent.iterdir()] == ["state.bin"]  # no temp file left behind
 
 
+@pytest.mark.parametrize("name", ["__meta__", "allow_pickle", "file"])
+def test_state_array_names_that_savez_would_misread_are_refused(name: str) -> None:
+    # np.savez took an array named "allow_pickle" for its flag and left it out of the file (found by mypy).
+    with pytest.raises(ValueError, match=f"array name '{name}' is reserved"):
+        state.pack({name: np.arange(2.0)}, {})
+
+
 def test_state_encrypted_with_the_security_cipher(tmp_path: Path) -> None:
     path = tmp_path / "state.bin"
     codec = state.CipherCodec(StateCipher(bytes.fromhex(new_key_hex())))

@@ -64,7 +64,7 @@ def test_bad_spec_is_422_naming_component_and_field(api: tuple[TestClient, dict[
     assert r.status_code == 422
     body = r.json()
     assert body["error"] == "invalid_spec" and body["field"] == "components[3].indicator"
-    assert "component 3 ('Conv')" in body["reason"] and "conversion_rate" in body["reason"]
+    assert "component 'Conv'" in body["reason"] and "conversion_rate" in body["reason"]
     listed = client.get("/analytics/dashboards", headers=auth(keys, "admin")).json()["dashboards"]
     assert [d["id"] for d in listed] == ["tp-realtime-all"], "nothing stored from a refused spec"
 

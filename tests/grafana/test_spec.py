@@ -15,7 +15,7 @@ from tenantpulse.grafana import layout
 from tenantpulse.grafana import spec as s
 from tenantpulse.grafana.custom import create_custom_dashboard
 from tenantpulse.grafana.realtime import create_realtime_dashboard
-from tenantpulse.kernel.errors import UsageError
+from tenantpulse.kernel.errors import SpecError, UsageError
 
 sizes = st.lists(st.tuples(st.integers(1, 24), st.integers(1, 12)), min_size=1, max_size=40)
 
@@ -63,8 +63,8 @@ def test_grid_fills_beside_a_tall_panel_and_stack_does_not() -> None:
     assert layout.pack(items, "stack") == [(0, 0), (0, 8), (0, 12), (0, 16)]
 
 
-def _refusal(component: dict, dashboard: str = "Ops") -> s.SpecError:
-    with pytest.raises(s.SpecError) as info:
+def _refusal(component: dict, dashboard: str = "Ops") -> SpecError:
+    with pytest.raises(SpecError) as info:
         create_custom_dashboard(
             dashboard, components=[{"type": "kpi", "indicator": "active_users"}, component]
         )
@@ -90,11 +90,15 @@ def _refusal(component: dict, dashboard: str = "Ops") -> s.SpecError:
 )
 def test_bad_component_names_component_field_and_choices(component: dict, field: str, hint: str) -> None:
     err = _refusal({**component, "title": "Broken"})
-    assert (err.dashboard, err.component, err.title, err.field) == ("Ops", 1, "Broken", field)
+    assert (err.source, err.item, err.field) == (
+        "dashboard 'Ops', component 'Broken'",
+        "Ops",
+        f"components[1].{field}",
+    )
     assert hint in err.reason
-    assert "component 1 ('Broken')" in str(err) and repr(field) in str(err)
+    assert str(err).startswith(f"dashboard 'Ops', component 'Broken': field 'components[1].{field}': ")
+    assert "\n" not in str(err)
     assert isinstance(err, UsageError)
-    assert err.to_json()["field"] == field
 
 
 @pytest.mark.parametrize(
@@ -112,7 +116,7 @@ def test_bad_component_names_component_field_and_choices(component: dict, field:
     ],
 )
 def test_bad_spec_names_the_field(data: dict, field: str) -> None:
-    with pytest.raises(s.SpecError) as info:
+    with pytest.raises(SpecError) as info:
         s.parse(data)
     assert info.value.field == field
 
@@ -141,8 +145,9 @@ def test_cli_prints_spec_error_and_exits_2(tmp_path: Path, capsys: pytest.Captur
     )
     assert main(["generate", "dashboards", "--spec", str(spec), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
-    assert "component 0 ('Plays')" in err and "'indicator'" in err and "plays_per_minute" in err
-    assert "Traceback" not in err
+    where = f"error: {spec}: dashboard 'Ops', component 'Plays': field 'components[0].indicator': "
+    assert where + "unknown indicator 'plays'; valid: " in err and "plays_per_minute" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert not (tmp_path / "out").exists()
 
 

@@ -79,7 +79,7 @@ def operations(client: TestClient) -> list[tuple[str, str]]:
 
 
 def expected_allowed(key: ApiKey, tenant: str, scope: str, source: str) -> bool:
-    """The policy, written out independently of ``exporters.auth``: '*' admin keys may do anything;
+    """The policy, written out independently of ``tenantpulse.web.auth``: '*' admin keys may do anything;
     other keys only their scopes on their own tenant, and nothing that spans all tenants."""
     if key.tenant == ANY_TENANT and "admin" in key.scopes:
         return True

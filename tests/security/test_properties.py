@@ -19,7 +19,7 @@ from tenantpulse.alert_rules.conditions import OPS, ConditionError, parse_condit
 from tenantpulse.conventions import indicators
 from tenantpulse.exporters.settings import load_pseudonym_keys
 from tenantpulse.grafana import spec as dash_spec
-from tenantpulse.kernel.errors import UsageError
+from tenantpulse.kernel.errors import SpecError, UsageError
 from tenantpulse.security.keys import KeyRing
 
 SETTINGS = settings(max_examples=300, deadline=None, database=None, suppress_health_check=list(HealthCheck))
@@ -127,7 +127,7 @@ def alert_specs(draw: st.DrawFn) -> Any:
 def test_alert_spec_loader_fails_only_with_spec_error(data: Any) -> None:
     try:
         alert_spec.parse_spec(data)
-    except alert_spec.SpecError as exc:
+    except SpecError as exc:
         assert str(exc)
 
 
@@ -147,7 +147,7 @@ def test_dashboard_spec_loaders_fail_only_with_spec_error(data: Any) -> None:
     for parse in (dash_spec.parse, dash_spec.custom_dashboard):
         try:
             parse(data)
-        except dash_spec.SpecError as exc:
+        except SpecError as exc:
             assert str(exc)
 
 
@@ -164,7 +164,7 @@ def test_spec_files_with_any_bytes_fail_only_with_usage_errors(
     path.write_bytes(raw)
     try:
         loader(Path(path))
-    except UsageError as exc:  # both SpecErrors are UsageErrors: the CLI prints them and exits 2
+    except UsageError as exc:  # SpecError is a UsageError: the CLI prints them and exits 2
         assert str(exc)
 
 

@@ -1,4 +1,4 @@
-"""Authentication and tenant authorisation as FastAPI dependencies, shared by every router of the exporter.
+"""API keys, scopes and tenants as FastAPI dependencies, shared by every router of every app.
 
 Usage in any router::
 
@@ -8,9 +8,11 @@ Usage in any router::
     @router.post("/admin/thing")
     async def admin(key: Annotated[ApiKey, Depends(require_scope("admin"))]): ...
 
+Keys come from ``app.state.keyring`` (a ``security.keys.KeyRing``) as ``Authorization: Bearer <key>``.
 With a ``{tenant_id}`` path parameter the key must be allowed that scope on that tenant; without one it
-must be allowed on every tenant (a ``tenant: "*"`` key). Tenants named inside a body are checked with
-``check_tenants``. 401 means "who are you?" (with ``WWW-Authenticate: Bearer``), 403 "not for you".
+must be allowed on every tenant (a ``tenant: "*"`` key). Tenants named in a body or a query are checked
+in the handler with ``check_tenant`` / ``check_tenants``. 401 means "who are you?" (with
+``WWW-Authenticate: Bearer``), 403 "not for you"; both name the ``field`` at fault.
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from tenantpulse.exporters.api_models import ApiError
 from tenantpulse.security.keys import ANY_TENANT, ApiKey, KeyRing
+from tenantpulse.web.errors import ApiError
 
 bearer = HTTPBearer(
     auto_error=False, description="An API key from the keys file: `Authorization: Bearer <key>`."
@@ -30,7 +32,8 @@ bearer = HTTPBearer(
 
 
 def keyring(request: Request) -> KeyRing:
-    return request.app.state.keyring
+    ring: KeyRing = request.app.state.keyring
+    return ring
 
 
 def unauthorized(reason: str) -> ApiError:
@@ -64,6 +67,21 @@ def forbidden(key: ApiKey, tenant: str | None, scope: str, field: str) -> ApiErr
     return ApiError(403, "forbidden", f"key {key.key_id!r} may not {scope} {target}", field=field)
 
 
+def check_tenant(key: ApiKey, tenant: str | None, scope: str, field: str) -> None:
+    """Refuse (403 naming ``field``) unless ``key`` may ``scope`` on ``tenant`` (None: all tenants)."""
+    if not allowed(key, tenant, scope):
+        raise forbidden(key, tenant, scope, field)
+
+
+def check_tenants(key: ApiKey, scope: str, tenants: Iterable[tuple[str, str]]) -> None:
+    """Refuse the whole request if any ``(field, tenant)`` named in a body is not allowed for the key."""
+    checked: set[str] = set()
+    for field, tenant in tenants:
+        if tenant not in checked:
+            check_tenant(key, tenant, scope, field)
+            checked.add(tenant)
+
+
 def require_scope(scope: str) -> Callable[..., Awaitable[ApiKey]]:
     """Dependency: an authenticated key allowed ``scope`` on the path's ``{tenant_id}`` (or on all tenants)."""
 
@@ -71,19 +89,11 @@ def require_scope(scope: str) -> Callable[..., Awaitable[ApiKey]]:
         tenant = request.path_params.get("tenant_id")
         if tenant is not None:
             request.state.tenant = tenant
-        if not allowed(key, tenant, scope):
-            raise forbidden(key, tenant, scope, "tenant_id" if tenant is not None else "Authorization")
+        check_tenant(key, tenant, scope, "tenant_id" if tenant is not None else "Authorization")
         return key
 
     return dependency
 
 
-def check_tenants(key: ApiKey, scope: str, tenants: Iterable[tuple[str, str]]) -> None:
-    """Refuse the whole request if any ``(field, tenant)`` named in a body is not allowed for the key."""
-    checked: set[str] = set()
-    for field, tenant in tenants:
-        if tenant in checked:
-            continue
-        if not allowed(key, tenant, scope):
-            raise forbidden(key, tenant, scope, field)
-        checked.add(tenant)
+Key = Annotated[ApiKey, Depends(authenticate)]
+"""A handler parameter: any valid key (the handler checks the tenants it names)."""
