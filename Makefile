@@ -2,8 +2,8 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-# Lines of the package the suite must cover (measured 2026-12-02; raise it, never lower it).
-COVERAGE_FLOOR ?= 85
+# Lines of the package the suite must cover (93% measured 2026-12-02; raise it, never lower it).
+COVERAGE_FLOOR ?= 91
 
 .PHONY: setup system python demo test check lint bench chart-assets
 
