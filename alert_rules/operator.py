@@ -162,20 +162,28 @@ def _define(defines: dict[str, str], name: str) -> str:
 
 
 def matcher(text: str) -> dict[str, str]:
-    """``severity="critical"`` -> ``{name: severity, value: critical, matchType: "="}``."""
+    """``severity="critical"`` -> ``{name: severity, value: critical}``; ``a=~"b"`` -> ``{..., matchType: "=~"}``.
+
+    Equality is the CRD's default (``matchType`` empty and ``regex`` false), so ``=`` is left out: Helm's
+    ``toYaml`` writes it bare, which YAML 1.1 loaders (PyYAML) refuse as the obsolete ``!!value`` tag.
+    """
     found = _MATCHER.match(text)
     if not found:
         raise ConversionError(f"cannot read label matcher {text!r}")
     name, op, quoted, bare = found.groups()
     value = re.sub(r"\\(.)", r"\1", quoted) if quoted is not None else bare
-    return {"name": name, "value": value, "matchType": op}
+    return _entry(name, value, op)
+
+
+def _entry(name: str, value: str, op: str) -> dict[str, str]:
+    return {"name": name, "value": value} if op == "=" else {"name": name, "value": value, "matchType": op}
 
 
 def _matchers(node: dict[str, Any], key: str, legacy: tuple[str, str]) -> list[dict[str, str]]:
     """Matchers from the ``matchers`` list and the deprecated ``match`` / ``match_re`` maps."""
     out = [matcher(m) for m in node.get(key, [])]
-    out += [{"name": k, "value": str(v), "matchType": "="} for k, v in node.get(legacy[0], {}).items()]
-    out += [{"name": k, "value": str(v), "matchType": "=~"} for k, v in node.get(legacy[1], {}).items()]
+    out += [_entry(k, str(v), "=") for k, v in node.get(legacy[0], {}).items()]
+    out += [_entry(k, str(v), "=~") for k, v in node.get(legacy[1], {}).items()]
     return out
 
 

@@ -48,7 +48,7 @@ def register(root: argparse._SubParsersAction, generate: argparse._SubParsersAct
         "--audit-log",
         metavar="FILE",
         help="hash-chained audit log of train/erase calls and refused keys "
-        "(default: audit.jsonl beside --state-file; none without it)",
+        "(default: sidecar-audit.jsonl beside --state-file; none without it)",
     )
     p.add_argument("--state-every", default="60s", help="how often to save the state (default 60s)")
     p.add_argument("--interval", default="15s", help="cycle length (default 15s)")
@@ -149,7 +149,9 @@ def run(args: argparse.Namespace) -> int:
         service = SidecarService(reader, config)
     except state_file.StateError as exc:
         raise UsageError(str(exc)) from None
-    audit_path = args.audit_log or (Path(args.state_file).parent / "audit.jsonl" if args.state_file else None)
+    audit_path = args.audit_log or (
+        Path(args.state_file).parent / "sidecar-audit.jsonl" if args.state_file else None
+    )
     audit = AuditLog(audit_path) if audit_path else None
     app = create_app(service, keyring, audit=audit)
     if args.api_keys:

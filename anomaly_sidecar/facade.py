@@ -96,6 +96,21 @@ def forecast_series(
     )
 
 
+def forecast_grid(
+    horizon: str, history: str | None = None, step: str | None = None
+) -> tuple[float, float, float]:
+    """``(horizon, history, step)`` in seconds as ``forecast`` uses them, defaults filled in.
+
+    History defaults to twice the horizon (at least a day, so daily seasonality can be seen) and the
+    step to whatever keeps it near ``MAX_POINTS`` points (a multiple of 15 s). The HTTP API checks its
+    per-request limits on these before any query is sent.
+    """
+    h = parse_duration(horizon)
+    span = parse_duration(history) if history else max(2 * h, 86400.0)
+    s = parse_duration(step) if step else max(15.0, float(np.ceil(span / MAX_POINTS / 15.0) * 15.0))
+    return h, span, s
+
+
 class PredictiveAnalytics:
     """Forecasts of per-tenant indicators with prediction intervals."""
 
@@ -118,17 +133,11 @@ class PredictiveAnalytics:
         history: str | None = None,
         step: str | None = None,
     ) -> dict[str, ForecastResult]:
-        """Per tenant: the indicator ``metric`` forecast ``horizon`` ahead.
-
-        History defaults to twice the horizon (at least a day, so daily seasonality can be seen) and
-        the step to whatever keeps it near ``MAX_POINTS`` points.
-        """
+        """Per tenant: the indicator ``metric`` forecast ``horizon`` ahead (defaults: ``forecast_grid``)."""
         if not 0 < confidence_interval < 1:
             raise ValueError("confidence_interval must be between 0 and 1")
         ind = indicators.get(metric)
-        h = parse_duration(horizon)
-        span = parse_duration(history) if history else max(2 * h, 86400.0)
-        s = parse_duration(step) if step else max(15.0, float(np.ceil(span / MAX_POINTS / 15.0) * 15.0))
+        h, span, s = forecast_grid(horizon, history, step)
         end = time.time()
         expr = ind.promql([tenant_id] if tenant_id else None, window=self.rate_window)
         out: dict[str, ForecastResult] = {}
@@ -202,4 +211,4 @@ class AnomalyDetector:
         return out
 
 
-__all__ = ["AnomalyDetector", "Detection", "ForecastResult", "PredictiveAnalytics"]
+__all__ = ["AnomalyDetector", "Detection", "ForecastResult", "PredictiveAnalytics", "forecast_grid"]

@@ -91,6 +91,7 @@ class SidecarService:
         self.stale = False
         self.ready = threading.Event()
         self.restored_from: float | None = None
+        self.state_discarded = 0  # state files set aside at start (damaged or incompatible)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_state_save = 0.0
@@ -108,6 +109,7 @@ class SidecarService:
         n = bank.capacity
         self.observed = np.zeros(n)  # samples learned per series: warm-up progress, shown by the API
         self.last_t = np.full(n, -np.inf)  # time of the newest sample learned, so none is fed twice
+        self.prev_score = np.full(n, np.nan)  # each series' score one sample back (see learn)
         self.last_seen = np.full(n, np.inf)  # when Prometheus last returned the series (+inf: free slot)
 
     def _allocate(self, n: int) -> np.ndarray:
@@ -116,9 +118,11 @@ class SidecarService:
             extra = self.bank.capacity - self.observed.size
             self.observed = np.concatenate([self.observed, np.zeros(extra)])
             self.last_t = np.concatenate([self.last_t, np.full(extra, -np.inf)])
+            self.prev_score = np.concatenate([self.prev_score, np.full(extra, np.nan)])
             self.last_seen = np.concatenate([self.last_seen, np.full(extra, np.inf)])
         self.observed[idx] = 0
         self.last_t[idx] = -np.inf
+        self.prev_score[idx] = np.nan
         self.last_seen[idx] = time.time()
         return idx
 
@@ -128,7 +132,9 @@ class SidecarService:
         """Feed samples (any order, possibly several per series) in time order; skip already-learned ones.
 
         Returns ``(learned, alarms_in_last_step_per_series)``. The newest result of each series goes
-        to the output table.
+        to the output table, its score held for one more sample: the detector scores an episode once,
+        and Prometheus scraping at the cycle's own pace sees each cycle's value once at best (with
+        jitter, some never), so an unheld one-sample peak, and the alert it should raise, can be missed.
         """
         fresh = t > self.last_t[idx]
         idx, t, x = idx[fresh], t[fresh], x[fresh]
@@ -141,8 +147,10 @@ class SidecarService:
         for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, idx.size], strict=True):
             i = idx[lo:hi]
             r = self.bank.update(i, t[lo:hi], x[lo:hi])
+            held = np.fmax(r.score, self.prev_score[i])
+            self.prev_score[i] = r.score
             for metric, values in (
-                (c.ANOMALY_SCORE, r.score),
+                (c.ANOMALY_SCORE, held),
                 (c.ANOMALY_EXPECTED, r.expected),
                 (c.ANOMALY_LOWER, r.lower),
                 (c.ANOMALY_UPPER, r.upper),
@@ -274,6 +282,7 @@ class SidecarService:
             arr[slots] = np.nan
         self.observed[slots] = 0
         self.last_t[slots] = -np.inf
+        self.prev_score[slots] = np.nan
         self.last_seen[slots] = np.inf
 
     def _publish(self, report: CycleReport, series_changed: bool) -> None:
@@ -340,19 +349,36 @@ class SidecarService:
 
     def _restore(self, path: str) -> None:
         """Load the state file. Not ours / wrong key: StateError (refuse to start, never overwrite it).
-        Ours but unusable (corrupt, or from an incompatible model version): set aside, start fresh."""
-        payload = state_file.load(path, self.config.state_codec)
-        if payload is None:
-            return
+        Ours but unusable (damaged bytes, or from an incompatible model version): set aside, start fresh.
+
+        First, the temporary files of saves that were killed before their rename are removed."""
+        removed = state_file.remove_leftovers(path)
+        if removed:
+            log.warning(
+                "removed temporary files of interrupted state saves",
+                path=path,
+                files=[str(p) for p, _ in removed],
+                bytes=sum(n for _, n in removed),
+            )
         try:
+            payload = state_file.load(path, self.config.state_codec)
+            if payload is None:
+                return
             arrays, meta = state_file.unpack(payload)
-            if meta.get("version") != STATE_VERSION:
-                raise state_file.StateError(f"state version {meta.get('version')} is not {STATE_VERSION}")
+            if not isinstance(meta, dict) or meta.get("version") != STATE_VERSION:
+                version = meta.get("version") if isinstance(meta, dict) else None
+                raise _Incompatible(f"state version {version} is not {STATE_VERSION}")
             bank = DetectorBank.from_state({k[5:]: v for k, v in arrays.items() if k.startswith("bank.")})
-        except (state_file.StateError, KeyError, ValueError, TypeError) as exc:
-            aside = f"{path}.rejected-{int(time.time())}"
-            os.replace(path, aside)
-            log.warning("state file unusable, starting fresh", path=path, moved_to=aside, error=str(exc))
+            series = _saved_series(meta.get("series"), bank.capacity)
+            saved_at = float(meta["saved_at"])
+            for name in ("observed", "last_t"):
+                if arrays[name].ndim != 1 or arrays[name].size > bank.capacity:
+                    raise ValueError(f"{name}: {arrays[name].size} values for {bank.capacity} slots")
+        except state_file.DamagedStateError as exc:
+            self._set_aside(path, "damaged", "state file damaged, starting fresh", exc)
+            return
+        except (_Incompatible, KeyError, ValueError, TypeError) as exc:
+            self._set_aside(path, "rejected", "state file unusable, starting fresh", exc)
             return
         bank.sensitivity, bank.threshold = self.config.sensitivity, self.bank.threshold
         bank.warmup = self.config.warmup
@@ -361,13 +387,13 @@ class SidecarService:
         self.last_t[: arrays["last_t"].size] = arrays["last_t"]
         keys: list[SeriesKey] = []
         idx: list[int] = []
-        for tenant, name, i in meta["series"]:
+        for tenant, name, i in series:
             key = (tenant, name)
             if name in self.config.indicators and self.registry.owns(key):
                 keys.append(key)
                 idx.append(i)
         self.registry.adopt(keys, np.asarray(idx, np.intp))
-        dropped = sorted({int(i) for _, _, i in meta["series"]} - set(idx))
+        dropped = sorted({i for _, _, i in series} - set(idx))
         if dropped:
             bank.remove(np.asarray(dropped, np.intp))  # series of another shard or indicator: free the slots
         kept = np.asarray(idx, np.intp)
@@ -377,8 +403,27 @@ class SidecarService:
                 self.table.set(metric, kept, saved[kept])  # serve the last values until the first cycle
         self.table.render_series()
         self.last_seen[:] = time.time()
-        self.restored_from = float(meta["saved_at"])
+        self.restored_from = saved_at
         log.info("state restored", path=path, series=len(keys), saved_at=self.restored_from)
+
+    def _set_aside(self, path: str, why: str, message: str, error: Exception) -> None:
+        """Move an unusable state file to ``<path>.<why>-<time>`` (kept for inspection), count it, log it.
+        A file that cannot be moved is a StateError: starting fresh would overwrite it at the next save."""
+        stamp = int(time.time())
+        aside = f"{path}.{why}-{stamp}"
+        n = 1
+        while os.path.lexists(aside):  # two in the same second: keep both
+            aside, n = f"{path}.{why}-{stamp}.{n}", n + 1
+        try:
+            os.replace(path, aside)
+        except OSError as exc:
+            raise state_file.StateError(
+                f"{path}: unusable ({error}), and cannot be moved aside: {exc.strerror}"
+            ) from None
+        self.state_discarded += 1
+        self.table.set_health(c.SIDECAR_STATE_DISCARDED, self.state_discarded)
+        self.table.render_health()
+        log.warning(message, path=path, moved_to=aside, error=str(error))
 
     # -- running -----------------------------------------------------------------------------------
 
@@ -490,3 +535,22 @@ class SidecarService:
     def retrain(self, tenant: str, names: Sequence[str], window: float) -> int:
         """Forget a tenant's models for ``names`` and learn them again from ``window`` of history."""
         return self.backfill(window, tenants=[tenant], names=names, reset=True)
+
+
+class _Incompatible(Exception):
+    """A well-formed state file from another model version."""
+
+
+def _saved_series(raw: Any, capacity: int) -> list[tuple[str, str, int]]:
+    """The registry's saved ``[tenant, indicator, slot]`` rows, checked (ValueError when malformed)."""
+    if not isinstance(raw, list):
+        raise ValueError("series: not a list")
+    rows = []
+    for row in raw:
+        if not (isinstance(row, list) and len(row) == 3):
+            raise ValueError(f"series: bad row {row!r}")
+        tenant, name, i = row
+        if not (isinstance(tenant, str) and isinstance(name, str) and type(i) is int and 0 <= i < capacity):
+            raise ValueError(f"series: bad row {row!r}")
+        rows.append((tenant, name, i))
+    return rows

@@ -7,7 +7,7 @@ import gc
 from pathlib import Path
 from typing import Any
 
-from tenantpulse.exporters.settings import ExporterSettings, load_pseudonym_keys
+from tenantpulse.exporters.settings import EXPORTER_AUDIT_LOG, ExporterSettings, load_pseudonym_keys
 from tenantpulse.kernel.errors import UsageError
 from tenantpulse.otel.logging import configure_logging
 
@@ -64,7 +64,7 @@ def register(root: Any, generate: Any) -> None:
         metavar="FILE",
         type=Path,
         help="hash-chained audit log of state changes and refused keys "
-        "(default: audit.jsonl beside --alerts-spec; none without it)",
+        "(default: exporter-audit.jsonl beside --alerts-spec; none without it)",
     )
     p.set_defaults(func=run)
 
@@ -83,7 +83,7 @@ def settings_from_args(args: argparse.Namespace) -> ExporterSettings:
         raise UsageError(f"--sidecar-key-file: no such file {args.sidecar_key_file}")
     audit_log = args.audit_log
     if audit_log is None and args.alerts_spec is not None:
-        audit_log = args.alerts_spec.parent / "audit.jsonl"
+        audit_log = args.alerts_spec.parent / EXPORTER_AUDIT_LOG
     return ExporterSettings(
         api_keys_file=keys_file,
         pseudonym_keys=pseudonym_keys,

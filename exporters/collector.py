@@ -44,6 +44,11 @@ INVALID_TENANT = "_invalid"  # label for self-monitoring of requests whose tenan
 MAX_REASONS = 20  # distinct rejection reasons per tenant; more are counted as "other"
 MAX_EXEMPLAR_CHARS = 128  # OpenMetrics limit on an exemplar's label set
 MAX_KPIS = 20
+# Per-value maxima (documented in docs/exporter.md). Chosen so that no sum the exporter keeps can leave
+# the float range: even 2**63 values at the maximum add up to < 1e35, far below the ~1.8e308 limit.
+MAX_DURATION_SECONDS = 31_536_000.0  # one year (duration_ms: 3.1536e10)
+MAX_REVENUE = 1e15  # per business object
+MAX_ACTIVE_USERS = 1e12
 DEFAULT_ALLOWLIST = {"*": frozenset(DURATION_FIELDS)}
 
 _LIVE: weakref.WeakSet[MetricsCollector] = weakref.WeakSet()
@@ -86,12 +91,17 @@ class CollectorConfig:
 
 
 def _number(value: object, field: str, low: float = 0.0, high: float = math.inf) -> float:
+    """``value`` as a float in ``[low, high]``; integers too large for a float are refused, not raised."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise IngestError(field, "must be a number")
-    if not math.isfinite(value) or not low <= value <= high:
-        bounds = f"between {low} and {high}" if math.isfinite(high) else f">= {low}"
+    # Compared before any float conversion: Python compares a huge int with a float exactly.
+    if (isinstance(value, float) and not math.isfinite(value)) or not low <= value <= high:
+        bounds = f"of at least {low:g} and at most {high:g}" if math.isfinite(high) else f">= {low:g}"
         raise IngestError(field, f"must be a finite number {bounds}")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # only reachable with high=inf
+        raise IngestError(field, "must be a finite number (too large)") from None
 
 
 def _tenant(value: object, field: str) -> str:
@@ -143,9 +153,11 @@ class MetricsCollector:
         self._pseudo = Pseudonymizer(self.config.pseudonym_keys, self.config.current_key(), LONGEST)
         allow = {k: frozenset(v) for k, v in self.config.metadata_allowlist.items()}
         default = allow.pop("*", frozenset())
-        self._default_duration_fields = tuple((f, k) for f, k in DURATION_FIELDS.items() if f in default)
+        self._default_duration_fields = tuple(
+            (f, k, MAX_DURATION_SECONDS / k) for f, k in DURATION_FIELDS.items() if f in default
+        )
         self._duration_fields = {
-            et: tuple((f, k) for f, k in DURATION_FIELDS.items() if f in fields)
+            et: tuple((f, k, MAX_DURATION_SECONDS / k) for f, k in DURATION_FIELDS.items() if f in fields)
             for et, fields in allow.items()
         }
         self._lock = threading.Lock()
@@ -200,7 +212,6 @@ class MetricsCollector:
         fields_for = self._duration_fields.get
         default_fields = self._default_duration_fields
         max_user = self.config.max_user_id_length
-        inf = math.inf
 
         for i, e in enumerate(events):
             t, et = e.tenant_id, e.event_type
@@ -233,12 +244,12 @@ class MetricsCollector:
                 if not isinstance(md, dict):
                     raise IngestError(f"events[{i}].metadata", "must be an object")
                 seconds = None
-                for name, factor in fields_for(et, default_fields):
+                for name, factor, high in fields_for(et, default_fields):
                     v = md.get(name)
                     if v is None:
                         continue
-                    if (type(v) is not float and type(v) is not int) or not 0.0 <= v < inf:
-                        _number(v, f"events[{i}].metadata.{name}")  # raises with the precise reason
+                    if (type(v) is not float and type(v) is not int) or not 0.0 <= v <= high:
+                        _number(v, f"events[{i}].metadata.{name}", 0.0, high)  # raises with the reason
                     if seconds is None:
                         seconds = v * factor
                 if seconds is not None:
@@ -258,8 +269,8 @@ class MetricsCollector:
             state = tenants.get(t)
             row: list[float | None] = []  # revenue, active users, conversion rate
             for name, high, metric in (
-                ("revenue", math.inf, c.REVENUE),
-                ("active_users", math.inf, c.ACTIVE_USERS),
+                ("revenue", MAX_REVENUE, c.REVENUE),
+                ("active_users", MAX_ACTIVE_USERS, c.ACTIVE_USERS),
                 ("conversion_rate", 1.0, c.CONVERSION),
             ):
                 value = getattr(b, name)

@@ -26,6 +26,7 @@ RESERVED_LABELS = frozenset({catalog.TENANT, catalog.KPI, "le", "quantile"})
 MAX_LABELS = 3
 MAX_LABEL_SETS = 100
 MAX_HELP = 200
+MAX_VALUE = 1e15  # per set/inc (documented in docs/exporter.md): keeps counter sums finite forever
 
 
 @dataclass(frozen=True)
@@ -96,8 +97,11 @@ class Kpi:
         return True
 
     def check_value(self, value: object, increment: bool) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        if isinstance(value, bool) or not isinstance(value, int | float):
             raise IngestError("value", "must be a finite number")
+        # Compared before any float conversion, so a huge integer is refused instead of overflowing.
+        if (isinstance(value, float) and not math.isfinite(value)) or not -MAX_VALUE <= value <= MAX_VALUE:
+            raise IngestError("value", f"must be a finite number of at most {MAX_VALUE:g} in absolute value")
         if self.spec.type == "counter":
             if not increment:
                 raise IngestError("value", f"KPI {self.spec.name!r} is a counter: use inc, not set")

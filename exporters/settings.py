@@ -15,6 +15,8 @@ from tenantpulse.kernel.errors import UsageError
 from tenantpulse.kernel.yamlfile import read_yaml
 
 MetricsAuth = Literal["none", "required"]
+EXPORTER_AUDIT_LOG = "exporter-audit.jsonl"  # default audit log name, beside --alerts-spec (the sidecar's
+# is sidecar-audit.jsonl: two servers never share one chain by default)
 
 
 @dataclass(frozen=True)

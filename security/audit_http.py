@@ -6,8 +6,12 @@ middleware looks the bearer token up in ``app.state.keyring`` itself, so every a
 actor; the token is never written), the tenant (path ``tenant_id``, else what the handler put in
 ``request.state.tenant``), the target (path id, else the ``id`` of the JSON answer) and the request id.
 Ingest calls that succeed are not audited (they are data, counted in ``/metrics``), but a 401/403 on
-any route is — within a budget (``RefusalBudget``) for routes that change nothing, so a flood of bad
-keys cannot fill the disk; refusals on the audited routes above are always written.
+any route is — within one budget (``RefusalBudget``) for every route, audited or not, so a flood of bad
+keys cannot fill the disk; the next refusal entry counts those skipped.
+
+When the log cannot be written (a full disk: ``OSError``), the failure is logged and the entry counted
+as lost; from then on the audited routes answer 503 ``audit_unavailable`` *before* changing anything,
+until a write succeeds again (``AuditLog.available``, which records ``audit.resumed``).
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ import uuid
 from typing import Any
 
 import structlog
+from starlette.responses import JSONResponse
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tenantpulse.security.audit import AuditLog
@@ -34,6 +40,7 @@ AUDITED: dict[tuple[str, str], str] = {
     ("DELETE", "/analytics/tenants/{tenant_id}"): "tenant.erase",
     ("POST", "/analytics/ml/train"): "model.train",
 }
+_AUDITED_PATHS = [(method, compile_path(template)[0]) for method, template in AUDITED]
 TARGET_PARAMS = ("alert_id", "dashboard_id", "tenant_id")
 REFUSALS_PER_SECOND, REFUSAL_BURST = 20.0, 100.0
 MAX_CAPTURE = 64 * 1024
@@ -80,6 +87,11 @@ class AuditTrail:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        audit: AuditLog | None = getattr(scope["app"].state, "audit", None)
+        refused = audit is not None and audit.failure is not None and self._changes_state(scope)
+        if refused and audit is not None and not audit.available():
+            await self._unavailable(audit, scope, receive, send)
+            return
         status = 500
         body = bytearray()
 
@@ -96,6 +108,35 @@ class AuditTrail:
         finally:
             self._record(scope, status, bytes(body))
 
+    @staticmethod
+    def _changes_state(scope: Scope) -> bool:
+        """Whether the request goes to an audited route (matched here, from ``AUDITED``: routing runs
+        inside the app, after this middleware)."""
+        path = scope.get("path", "")
+        return any(method == scope["method"] and regex.match(path) for method, regex in _AUDITED_PATHS)
+
+    @staticmethod
+    async def _unavailable(audit: AuditLog, scope: Scope, receive: Receive, send: Send) -> None:
+        log.error(
+            "state change refused: the audit log cannot be written",
+            path=str(audit.path),
+            error=audit.failure,
+            method=scope["method"],
+            url_path=scope.get("path"),
+        )
+        state = scope.get("state", {})
+        answer = {
+            "error": "audit_unavailable",
+            "field": "audit_log",
+            "reason": f"the audit log cannot be written ({audit.failure}); "
+            "state changes are refused until it can",
+            "request_id": state.get("request_id"),
+        }
+        response = JSONResponse(
+            {k: v for k, v in answer.items() if v is not None}, status_code=503, headers={"Retry-After": "30"}
+        )
+        await response(scope, receive, send)
+
     def _record(self, scope: Scope, status: int, body: bytes) -> None:
         audit: AuditLog | None = getattr(scope["app"].state, "audit", None)
         route = getattr(scope.get("route"), "path", None)
@@ -103,7 +144,7 @@ class AuditTrail:
         if audit is None or (action is None and status not in (401, 403)):
             return
         extra: dict[str, Any] = {}
-        if action is None:  # a refusal on a route that changes nothing: budgeted
+        if status in (401, 403):  # every refusal, whatever the route: one budget
             skipped = self.refusals.take()
             if skipped is None:
                 return
@@ -127,7 +168,12 @@ class AuditTrail:
                 **extra,
             )
         except OSError as exc:  # a full disk must not turn an answered request into a crash
-            log.error("audit write failed", path=str(audit.path), error=str(exc))
+            log.error(
+                "audit write failed; state changes answer 503 until the audit log can be written",
+                path=str(audit.path),
+                error=exc.strerror or str(exc),
+                action=action,
+            )
 
 
 def _actor(scope: Scope) -> tuple[str, str | None]:

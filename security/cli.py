@@ -54,6 +54,9 @@ def _verify(args: argparse.Namespace) -> int:
     if finding is None:
         print(f"ok: {count} entries, chain intact")
         return 0
+    if finding.kind == "torn":  # not tampering: the server sets such a line aside at its next start
+        print(f"TORN: {finding.message}; the {count} entries before it are intact")
+        return 3
     print(f"TAMPERED: {finding.message} ({count} entries verified before it)")
     return 1
 
@@ -79,7 +82,10 @@ def register(root: argparse._SubParsersAction, generate: argparse._SubParsersAct
     asub = aud.add_subparsers(dest="audit_command", metavar="ACTION")
     asub.required = True
     verify = asub.add_parser(
-        "verify", help="check the hash chain; names the first altered/removed/inserted entry"
+        "verify",
+        help="check the hash chain; names the first altered/removed/inserted entry",
+        description="Exit 0: chain intact; 1: an entry altered, removed, inserted or unreadable; "
+        "2: no such file; 3: only the last line is torn (a write cut short, e.g. by a full disk).",
     )
     verify.add_argument("file", help="audit log (JSON lines)")
     verify.set_defaults(func=_verify)

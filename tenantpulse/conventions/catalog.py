@@ -280,6 +280,13 @@ SIDECAR_LAST_SUCCESS = Metric(
     "Unix time of the last cycle that read Prometheus successfully.",
     (),
 )
+SIDECAR_STATE_DISCARDED = Metric(
+    "tenantpulse_sidecar_state_discarded_total",
+    "counter",
+    "",
+    "State files set aside at start as damaged or incompatible; the sidecar started without its models.",
+    (),
+)
 
 ALL: tuple[Metric, ...] = tuple(v for v in list(globals().values()) if isinstance(v, Metric))
 BY_NAME: dict[str, Metric] = {m.name: m for m in ALL}

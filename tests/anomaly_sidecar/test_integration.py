@@ -148,7 +148,7 @@ def test_injected_anomaly_raises_only_that_tenants_score(
             and v >= threshold
             and v
         ),
-        timeout=20,
+        timeout=30,
         interval=0.25,
         what=f"{BAD}'s anomaly score above {threshold} in Prometheus",
     )

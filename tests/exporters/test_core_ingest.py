@@ -238,3 +238,38 @@ def test_config_refuses_unknown_current_key() -> None:
         MetricsCollector(CollectorConfig(pseudonym_keys={"v1": b"x"}, pseudonym_key_current="v2"))
     with pytest.raises(ValueError, match="must name one"):
         MetricsCollector(CollectorConfig(pseudonym_keys={"v1": b"x", "v2": b"y"}))
+
+
+HUGE = int("9" * 401)
+
+
+@pytest.mark.parametrize(
+    ("batch", "field"),
+    [
+        (([AppEvent("t1", "u", "song_play", {"duration_ms": HUGE})], []), "events[0].metadata.duration_ms"),
+        (([AppEvent("t1", "u", "x", {"duration_seconds": HUGE})], []), "events[0].metadata.duration_seconds"),
+        (([], [BusinessFigures("t1", revenue=HUGE)]), "business[0].revenue"),
+        (([], [BusinessFigures("t1", active_users=HUGE)]), "business[0].active_users"),
+        (([], [BusinessFigures("t1", conversion_rate=HUGE)]), "business[0].conversion_rate"),
+        (([], [BusinessFigures("t1", revenue=1.5e308)]), "business[0].revenue"),
+    ],
+)
+def test_huge_numbers_are_refused_not_overflowing(batch: tuple, field: str) -> None:
+    m = make()
+    with pytest.raises(IngestError) as err:
+        m.ingest(*batch)
+    assert err.value.field == field and err.value.status == 422
+    assert m.tenants() == []
+
+
+@pytest.mark.parametrize("value", [HUGE, -HUGE, 1.5e308])
+def test_huge_kpi_values_are_refused_not_overflowing(value: float) -> None:
+    m = make()
+    m.register_kpi("t1", "plays", "counter")
+    m.register_kpi("t1", "level", "gauge")
+    with pytest.raises(IngestError) as err:
+        m.inc_kpi("t1", "plays", value)
+    assert err.value.field == "value" and "at most" in err.value.reason
+    with pytest.raises(IngestError):
+        m.set_kpi("t1", "level", value)
+    assert m.snapshot("t1")["kpis"]["plays"]["values"] == []

@@ -226,3 +226,72 @@ def test_batch_key_order_does_not_change_the_answer(
         f'{{"{first}": {json.dumps([GOOD] if first == "events" else [{"tenant_id": "t1", "revenue": 1}])}}}'
     )
     assert client.post("/analytics/metrics", content=good, headers=h).status_code == 200
+
+
+HUGE = int("9" * 401)  # valid JSON; too large for a float
+
+
+@pytest.mark.parametrize(
+    ("form", "field"),
+    [
+        ("event", "metadata.duration_ms"),
+        ("batch", "events[1].metadata.duration_ms"),
+        ("ndjson", "lines[1].metadata.duration_ms"),
+    ],
+)
+def test_huge_integer_duration_is_a_422_naming_the_field(
+    api: tuple[TestClient, dict[str, str]], form: str, field: str
+) -> None:
+    client, keys = api
+    bad = {**GOOD, "metadata": {"duration_ms": HUGE}}
+    if form == "event":
+        content, ctype = json.dumps(bad).encode(), "application/json"
+    elif form == "batch":
+        content, ctype = json.dumps({"events": [GOOD, bad]}).encode(), "application/json"
+    else:
+        content, ctype = (json.dumps(GOOD) + "\n" + json.dumps(bad)).encode(), "application/x-ndjson"
+    r = client.post(
+        "/analytics/metrics", content=content, headers={**bearer(keys["t1"]), "Content-Type": ctype}
+    )
+    assert r.status_code == 422, r.text
+    assert r.json()["field"] == field
+    assert events_of(client, keys["t1"]) == {}
+
+
+@pytest.mark.parametrize("name", ["revenue", "active_users", "conversion_rate"])
+def test_huge_integer_business_figure_is_a_422_naming_the_field(
+    api: tuple[TestClient, dict[str, str]], name: str
+) -> None:
+    client, keys = api
+    r = client.post(
+        "/analytics/metrics",
+        content=json.dumps({"business": [{"tenant_id": "t1", name: HUGE}]}).encode(),
+        headers={**bearer(keys["t1"]), "Content-Type": "application/json"},
+    )
+    assert r.status_code == 422, r.text
+    assert r.json()["field"] == f"business[0].{name}"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"tenant_id": "t2", "revenue": 1.5e308}, "revenue"),
+        ({"tenant_id": "t2", "active_users": 1.5e308}, "active_users"),
+        ({**GOOD, "tenant_id": "t2", "metadata": {"duration_seconds": 1.5e308}}, "metadata.duration_seconds"),
+        ({**GOOD, "tenant_id": "t2", "metadata": {"duration_ms": 1.5e308}}, "metadata.duration_ms"),
+    ],
+)
+def test_finite_inputs_cannot_make_a_sum_infinite(
+    api: tuple[TestClient, dict[str, str]], body: dict[str, Any], field: str
+) -> None:
+    client, keys = api
+    h = bearer(keys["t2"])
+    client.post("/analytics/metrics", json={"tenant_id": "t2", "revenue": 1.0}, headers=h).raise_for_status()
+    for _ in range(2):
+        r = client.post("/analytics/metrics", json=body, headers=h)
+        assert r.status_code == 422, r.text
+        assert r.json()["field"] == field
+        assert "at most" in r.json()["reason"]
+    assert "inf" not in client.get("/metrics").text.lower().replace('le="+inf"', "")
+    assert client.get("/analytics/metrics/t2", headers=h).json()["revenue"] == 1.0
+    assert client.get("/analytics/metrics/aggregated", headers=bearer(keys["admin"])).json()["revenue"] == 1.0

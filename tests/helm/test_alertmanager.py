@@ -34,7 +34,8 @@ def _back(node: dict[str, Any], fields: dict[str, str]) -> dict[str, Any]:
 
 
 def _matchers(found: list[dict[str, str]]) -> list[str]:
-    return [f"{m['name']}{m['matchType']}{json.dumps(m['value'])}" for m in found]
+    # An absent matchType is the CRD's default, equality.
+    return [f"{m['name']}{m.get('matchType', '=')}{json.dumps(m['value'])}" for m in found]
 
 
 def _route(node: dict[str, Any]) -> dict[str, Any]:

@@ -81,7 +81,7 @@ def test_bad_arguments_are_a_message_and_exit_2(
 )
 def test_matchers_become_structured(text: str, expected: tuple[str, str, str]) -> None:
     found = operator.matcher(text)
-    assert (found["name"], found["value"], found["matchType"]) == expected
+    assert (found["name"], found["value"], found.get("matchType", "=")) == expected
 
 
 def test_unsupported_settings_are_refused_by_name() -> None:

@@ -36,7 +36,7 @@ from cryptography.x509.oid import NameOID
 
 from tenantpulse.anomaly_sidecar import state as state_file
 from tenantpulse.security.state_crypto import StateCipher, new_key_hex, parse_key
-from tests.helm.test_chart import CHART_DIR, NAMESPACE, RELEASE, Loader, of_kind, one, pod_labels, subset
+from tests.helm.test_chart import CHART_DIR, NAMESPACE, RELEASE, of_kind, one, pod_labels, subset
 from tests.support.ports import free_port, wait_until
 from tests.support.prometheus import Prometheus
 
@@ -118,11 +118,7 @@ def release(request: pytest.FixtureRequest) -> Release:
     with helm_python.Chart.load(CHART_DIR) as chart:
         manifests = chart.render(values, name=RELEASE, namespace=NAMESPACE, is_install=True)
     docs = [
-        d
-        for path, text in manifests.items()
-        if path.endswith(".yaml")
-        for d in yaml.load_all(text, Loader=Loader)
-        if d
+        d for path, text in manifests.items() if path.endswith(".yaml") for d in yaml.safe_load_all(text) if d
     ]
     secrets = {"tp-state-key": {"state-key": b64(new_key_hex().encode())}}
     if request.param == "https":

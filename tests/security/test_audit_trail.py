@@ -4,15 +4,19 @@ training and erasure on the sidecar) and every refused key is one entry in an in
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 import yaml
 from fastapi.testclient import TestClient
+from structlog.testing import capture_logs
 
 from tenantpulse.alert_rules.store import AlertStore
 from tenantpulse.anomaly_sidecar.app import create_app
@@ -20,14 +24,15 @@ from tenantpulse.cli import main
 from tenantpulse.security.audit import AuditLog, verify
 from tenantpulse.security.keys import KeyRing
 from tests.anomaly_sidecar.test_service import TENANTS, World, make_service
-from tests.support.exporter import app_client, bearer
+from tests.support.exporter import Exporter, app_client, bearer
 from tests.support.prometheus import require
-from tests.support.sidecar import FakePrometheusApi
+from tests.support.sidecar import FakePrometheusApi, Sidecar
 
 SEED: dict[str, Any] = {
     "defaults": {"runbook_base": "https://rb.example", "for": "1m"},
     "alerts": [{"name": "HighErrors", "condition": "error_rate > 0.05", "severity": "critical"}],
 }
+EMPTY = {"status": "success", "data": {"resultType": "matrix", "result": []}}
 DASHBOARD = {"name": "Audit board", "components": [{"type": "kpi", "indicator": "plays_per_minute"}]}
 
 
@@ -174,3 +179,83 @@ def test_a_flood_of_bad_keys_is_budgeted_but_accounted_for(tmp_path: Path) -> No
     assert len(rows) < sent  # budgeted
     assert len(rows) + skipped == sent + 1  # ... and accounted for
     assert verify(log)[1] is None
+
+
+def test_refusals_on_audited_routes_share_the_one_budget(tmp_path: Path) -> None:
+    """A bad key on a route that changes state (DELETE /analytics/tenants/...) is budgeted too."""
+    log = tmp_path / "audit.jsonl"
+    sent = 300
+    with app_client(tmp_path, audit_log=log) as (client, _):
+        for _ in range(sent):
+            assert client.delete("/analytics/tenants/t1", headers=bearer("nope")).status_code == 401
+        time.sleep(0.2)  # let the budget refill by a few entries
+        assert client.delete("/analytics/tenants/t1", headers=bearer("nope")).status_code == 401
+    rows = entries(log)
+    assert {(r["action"], r["outcome"]) for r in rows} == {("tenant.erase", "unauthenticated")}
+    skipped = sum(r["detail"].get("refusals_not_recorded", 0) for r in rows)
+    assert len(rows) < sent
+    assert len(rows) + skipped == sent + 1
+    assert verify(log)[1] is None
+
+
+class FullDisk:
+    """The audit file as a full disk makes it: every write fails with ENOSPC."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+
+    def fileno(self) -> int:
+        return int(self.real.fileno())
+
+    def write(self, data: bytes) -> int:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_a_full_disk_refuses_state_changes_with_503_until_it_can_write(tmp_path: Path) -> None:
+    log = tmp_path / "audit.jsonl"
+    with app_client(tmp_path, audit_log=log) as (client, keys):
+        audit: AuditLog = client.app.state.audit  # type: ignore[attr-defined]
+        admin = bearer(keys["admin"])
+        real, audit._fh = audit._fh, FullDisk(audit._fh)  # type: ignore[assignment]
+        with capture_logs() as logs:
+            first = client.delete("/analytics/tenants/t1", headers=admin)  # done before the write fails
+            refused = client.delete("/analytics/tenants/t2", headers=admin)
+        assert first.status_code == 200, first.text
+        assert refused.status_code == 503
+        body = refused.json()
+        assert (body["error"], body["field"]) == ("audit_unavailable", "audit_log")
+        assert "No space left on device" in body["reason"] and body["request_id"]
+        assert any(e["event"].startswith("audit write failed") for e in logs)
+        assert any(e["event"].startswith("state change refused") for e in logs)
+        event = {"tenant_id": "t1", "user_id": "u1", "event_type": "song_play"}
+        assert client.post("/analytics/metrics", json=event, headers=bearer(keys["t1"])).status_code < 300
+        audit._fh = real  # space freed
+        assert client.delete("/analytics/tenants/t2", headers=admin).status_code == 200
+    assert [(e["action"], e.get("detail", {}).get("entries_not_recorded")) for e in entries(log)] == [
+        ("audit.resumed", 1),
+        ("tenant.erase", None),
+    ]
+    assert verify(log) == (2, None)
+
+
+def test_exporter_and_sidecar_defaults_in_one_directory_are_two_chains(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--alerts-spec and --state-file side by side: each server writes its own default audit log."""
+    spec = tmp_path / "alerts.yaml"
+    spec.write_text(yaml.safe_dump(SEED))
+    exporter_args = ["--alerts-spec", str(spec), "--rules-out", str(tmp_path / "rules")]
+    with FakePrometheusApi(lambda *_: (200, EMPTY)) as fake:
+        sidecar = Sidecar(tmp_path, fake.url).start(wait_ready=False)  # nothing to learn: no need to wait
+        try:
+            with Exporter(tmp_path, extra_args=exporter_args) as exporter:
+                for url in (sidecar.url, exporter.url):
+                    for _ in range(2):
+                        r = requests.delete(f"{url}/analytics/tenants/t1", headers=bearer("nope"), timeout=30)
+                        assert r.status_code == 401
+        finally:
+            sidecar.stop()
+    assert not (tmp_path / "audit.jsonl").exists()
+    for name in ("exporter-audit.jsonl", "sidecar-audit.jsonl"):
+        assert [e["action"] for e in entries(tmp_path / name)] == ["tenant.erase", "tenant.erase"]
+        assert "ok: 2 entries, chain intact" in verified(tmp_path / name, capsys)

@@ -117,7 +117,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             "sidecar": sidecar,
             "state_key": state_key,
             "audit": audit,
-            "sidecar_audit": sidecar.workdir / "audit.jsonl",
+            "sidecar_audit": sidecar.workdir / "sidecar-audit.jsonl",
         }
     finally:
         gone.stop()

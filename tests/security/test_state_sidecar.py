@@ -130,3 +130,23 @@ def test_rekey_rotates_the_state_key(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 def codec(key_file: Path) -> state_file.CipherCodec:
     return state_file.CipherCodec(StateCipher(bytes.fromhex(key_file.read_text())))
+
+
+@pytest.mark.parametrize("cut", ["ciphertext", "header-plus-garbage"])
+def test_damaged_encrypted_state_is_refused_and_left_alone(tmp_path: Path, cut: str) -> None:
+    """AES-GCM cannot tell a damaged file from a wrong key, so a damaged encrypted file is not set aside
+    (that would discard the models of an operator who only gave the wrong key): one line, exit 2."""
+    key_file = tmp_path / "state.key"
+    key_file.write_text(new_key_hex())
+    sidecar = Sidecar(tmp_path, "http://127.0.0.1:9", extra_args=["--state-key-file", str(key_file)])
+    state_file.save(
+        sidecar.state_file, state_file.pack({"x": np.arange(3.0)}, {"version": 1}), codec(key_file)
+    )
+    blob = sidecar.state_file.read_bytes()
+    damaged = blob[: len(blob) * 2 // 3] if cut == "ciphertext" else blob[:40] + b"garbage" * 50
+    sidecar.state_file.write_bytes(damaged)
+    result = run_to_exit(sidecar)
+    assert result.returncode == 2, result.stderr
+    assert "cannot decrypt" in result.stderr and "Traceback" not in result.stderr + result.stdout
+    assert sidecar.state_file.read_bytes() == damaged
+    assert not list(tmp_path.glob("sidecar-state.bin.damaged-*"))
