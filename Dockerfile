@@ -1,4 +1,5 @@
-# The image the Helm chart runs: `tenantpulse exporter` and `tenantpulse sidecar` (one image, two commands).
+# The image the Helm chart runs: `tenantpulse exporter`, `tenantpulse sidecar` and `tenantpulse gateway`
+# (one image, three commands).
 #   docker build -t ghcr.io/tenantpulse/tenantpulse:0.1.0 .
 FROM python:3.11-slim
 
@@ -21,10 +22,11 @@ COPY grafana ./grafana
 COPY otel ./otel
 COPY anomaly_sidecar ./anomaly_sidecar
 COPY security ./security
+COPY gateway ./gateway
 RUN pip install . && rm -rf /src
 
 WORKDIR /var/lib/tenantpulse
 USER 10001:10001
-EXPOSE 8080 9108
+EXPOSE 8080 9108 9110
 ENTRYPOINT ["tenantpulse"]
 CMD ["--help"]

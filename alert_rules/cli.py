@@ -36,18 +36,20 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def _rules(args: argparse.Namespace) -> int:
     paths = write_rules(load_spec(args.spec), args.out, args.name, args.namespace)
+    for p in paths:
+        print(p)
     if args.check:
         checks.check_rules(args.out / RULES_FILE)
         checks.test_rules(args.out / TESTS_FILE)
-    for p in paths:
-        print(p)
+        print(f"ok: promtool check rules and promtool test rules passed on {args.out / RULES_FILE}")
     return 0
 
 
 def _alertmanager(args: argparse.Namespace) -> int:
     paths = write_alertmanager(load_spec(args.spec), args.out)
-    if args.check:
-        checks.check_alertmanager(paths[0])
     for p in paths:
         print(p)
+    if args.check:
+        checks.check_alertmanager(paths[0])
+        print(f"ok: amtool check-config passed on {paths[0]}")
     return 0

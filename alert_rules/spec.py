@@ -29,6 +29,11 @@ NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 ACTION_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 SLO_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 _UNITS = {"y": 365 * 86400, "w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1, "ms": 0.001}
+TOP_LEVEL = frozenset({"defaults", "channels", "actions", "routing", "alerts", "ml_alerts", "slos"})
+# The dashboards spec's top-level keys (``grafana.spec.TOP_LEVEL``, which cannot be imported here: grafana
+# imports this module; a test keeps the two equal), to say "this is a dashboards spec" instead of
+# "unknown field" when one is handed to the alert generators.
+DASHBOARDS_TOP_LEVEL = frozenset({"grafana", "realtime", "dashboards", "slo_spec"})
 
 
 def alert_error(alert: str | None, field: str | None, reason: str) -> SpecError:
@@ -174,9 +179,9 @@ def parse_spec(data: Any) -> Spec:
     """Validate a spec dict; the first mistake raises ``SpecError``."""
     if data is None:
         data = {}
-    _mapping(
-        data, None, "spec", {"defaults", "channels", "actions", "routing", "alerts", "ml_alerts", "slos"}
-    )
+    if isinstance(data, dict) and data.keys() & DASHBOARDS_TOP_LEVEL and not data.keys() & TOP_LEVEL:
+        raise SpecError(None, "this is a dashboards spec, not an alerts spec")
+    _mapping(data, None, "spec", set(TOP_LEVEL))
     defaults = _mapping(
         data.get("defaults", {}), None, "defaults", {"for", "severity", "window", "runbook_base", "tenants"}
     )

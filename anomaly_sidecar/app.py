@@ -23,7 +23,7 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi import Path as PathParam
@@ -64,14 +64,13 @@ DISCONNECT_POLL_SECONDS = 0.25  # how often a waiting ML call checks that its cl
 
 
 def _duration(value: str) -> str:
+    """The message says what a duration is, never the value (``parse_duration``'s quotes it, for the CLI)."""
     try:
         seconds = parse_duration(value)
-    except UsageError as exc:
-        raise ValueError(str(exc)) from None
+    except UsageError:
+        raise ValueError("not a positive duration such as 15s, 5m, 1h or 30d") from None
     if seconds > MAX_DURATION_SECONDS:
-        raise ValueError(
-            f"duration {value!r} is longer than the limit of {format_duration(MAX_DURATION_SECONDS)}"
-        )
+        raise ValueError(f"longer than the limit of {format_duration(MAX_DURATION_SECONDS)}")
     return value
 
 
@@ -164,9 +163,17 @@ def _finite(v: float) -> float | None:
 
 
 class EraseResponse(BaseModel):
+    """The tenant is gone from memory and, unless ``state_file`` is ``not_configured``, from the state file."""
+
     tenant_id: str
     series: int = Field(description="Models (tenant x indicator) forgotten.")
-    state_file_rewritten: bool
+    memory_erased: bool = Field(description="Always true: models, outputs and /metrics series are gone.")
+    state_file: Literal["saved", "not_configured"] = Field(
+        description="`saved`: rewritten without the tenant; `not_configured`: the sidecar has no --state-file."
+    )
+    shard: list[int] = Field(
+        description="[index, count] of this replica: with count > 1 the other replicas hold their own share."
+    )
 
 
 # --- routes -------------------------------------------------------------------------------------
@@ -193,7 +200,7 @@ the event loop and never queue behind work in a thread pool."""
 @probes.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE: {}}}})
 async def metrics(service: Service) -> Response:
     """Scores, bands, forecasts and the sidecar's health in Prometheus text format (no auth)."""
-    return Response(service.table.body(), media_type=CONTENT_TYPE)
+    return Response(service.table.scrape(), media_type=CONTENT_TYPE)
 
 
 @probes.get("/healthz")
@@ -296,15 +303,34 @@ async def predict(request: Request, req: PredictRequest, service: Service, key: 
 tenants = APIRouter(prefix="/analytics/tenants", responses=ERROR_RESPONSES)
 
 
-@tenants.delete("/{tenant_id}", response_model=EraseResponse)
+NOT_SAVED: dict[int | str, dict[str, Any]] = {
+    503: {
+        "model": ErrorBody,
+        "description": "`state_not_saved`: erased from memory, but the state file (which still holds the "
+        "tenant) could not be rewritten; `detail` says what was done. Fix the file and call again.",
+    }
+}
+
+
+@tenants.delete("/{tenant_id}", response_model=EraseResponse, responses=NOT_SAVED)
 async def erase(
     tenant_id: Annotated[str, PathParam(pattern=TENANT_ID_PATTERN)],
     service: Service,
     _: Annotated[ApiKey, Depends(require_scope("admin"))],
 ) -> EraseResponse:
     """Forget the tenant's models and outputs and rewrite the state file without them (admin)."""
-    removed = await run_in_threadpool(service.remove_tenant, tenant_id)
-    return EraseResponse(tenant_id=tenant_id, **removed)
+    done = await run_in_threadpool(service.remove_tenant, tenant_id)
+    if done["state_file"] == "failed":
+        raise ApiError(
+            503,
+            "state_not_saved",
+            f"erased from memory ({done['series']} models), but the state file could not be saved "
+            f"({done['state_error']}): it still holds the tenant, and a restart would bring it back; "
+            "make it writable and call again",
+            detail=[done],
+        )
+    shard = [service.config.shard_index, service.config.shard_count]
+    return EraseResponse(tenant_id=tenant_id, shard=shard, **done)
 
 
 def _watched(service: SidecarService, names: list[str] | None, field: str) -> list[str]:

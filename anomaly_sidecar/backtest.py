@@ -2,6 +2,8 @@
 
 Rows are fed to a ``DetectorBank`` one at a time in file order, so row i's score uses rows 0..i only.
 Several series can be scored together (``score_many``): they share one bank and one vectorised pass.
+Real exports are not always in clock order (a daylight-saving step back, a repeated scrape): rows are
+scored in file order all the same, and the command warns with the count.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import argparse
 import csv
 import math
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,6 +31,8 @@ class Series:
     stamps: list[str]
     t: np.ndarray
     x: np.ndarray
+    back: int = 0  # rows whose timestamp is earlier than the row before (the clock stepped back)
+    repeated: int = 0  # rows whose timestamp equals the row before
 
 
 def parse_time(text: str) -> float:
@@ -55,6 +60,7 @@ def read_series(path: str | Path) -> Series:
     if not rows or [c.strip().lower() for c in rows[0][:2]] != ["timestamp", "value"]:
         raise UsageError(f"{path}: first row must be the header 'timestamp,value'")
     stamps: list[str] = []
+    back = repeated = 0
     t: list[float] = []
     x: list[float] = []
     for line, row in enumerate(rows[1:], start=2):
@@ -73,13 +79,15 @@ def read_series(path: str | Path) -> Series:
         except ValueError:
             raise UsageError(f"{path}:{line}: bad value {row[1]!r} (not a number)") from None
         if t and seconds < t[-1]:
-            raise UsageError(f"{path}:{line}: timestamp {row[0]!r} is earlier than the row before")
+            back += 1
+        elif t and seconds == t[-1]:
+            repeated += 1
         stamps.append(row[0])
         t.append(seconds)
         x.append(value)
     if not t:
         raise UsageError(f"{path}: no data rows")
-    return Series(stamps, np.array(t), np.array(x))
+    return Series(stamps, np.array(t), np.array(x), back, repeated)
 
 
 def score_many(
@@ -104,6 +112,12 @@ def score_many(
 
 def run(args: argparse.Namespace) -> int:
     series = read_series(args.input)
+    if series.back or series.repeated:
+        print(
+            f"warning: {args.input}: the clock steps back {series.back} time(s) and repeats "
+            f"{series.repeated} time(s); rows are scored in file order",
+            file=sys.stderr,
+        )
     (scores,) = score_many([(series.t, series.x)], args.sensitivity, args.warmup)
     threshold = SENSITIVITY[args.sensitivity]
     alarms = int((scores[args.warmup :] >= threshold).sum())
@@ -141,6 +155,11 @@ def register(root: argparse._SubParsersAction, generate: argparse._SubParsersAct
     )
     p.add_argument("--input", required=True, help="CSV with header timestamp,value")
     p.add_argument("--output", required=True, help="CSV to write (timestamp,value,anomaly_score)")
-    p.add_argument("--sensitivity", choices=list(SENSITIVITY), default="medium")
+    p.add_argument(
+        "--sensitivity",
+        choices=list(SENSITIVITY),
+        default="medium",
+        help="alarm threshold preset on the score",
+    )
     p.add_argument("--warmup", type=_warmup, default=DEFAULT_WARMUP, help="samples before alarms")
     p.set_defaults(func=run)

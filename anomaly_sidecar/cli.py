@@ -33,8 +33,8 @@ def register(root: argparse._SubParsersAction, generate: argparse._SubParsersAct
     p.add_argument(
         "--prometheus-url", required=True, help="base URL of the query API, e.g. http://localhost:9090"
     )
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=9108)
+    p.add_argument("--host", default="127.0.0.1", help="address to bind")
+    p.add_argument("--port", type=int, default=9108, help="port to bind")
     p.add_argument(
         "--api-keys", metavar="FILE", help="keys file for /analytics/ml/* (without it they answer 401)"
     )
@@ -50,34 +50,39 @@ def register(root: argparse._SubParsersAction, generate: argparse._SubParsersAct
         help="hash-chained audit log of train/erase calls and refused keys "
         "(default: sidecar-audit.jsonl beside --state-file; none without it)",
     )
-    p.add_argument("--state-every", default="60s", help="how often to save the state (default 60s)")
-    p.add_argument("--interval", default="15s", help="cycle length (default 15s)")
-    p.add_argument("--rate-window", default="5m", help="window of rate() in the indicators (default 5m)")
-    p.add_argument("--backfill", default="1h", help="history learned at start (default 1h)")
+    p.add_argument("--state-every", default="60s", help="how often to save the state")
+    p.add_argument("--interval", default="15s", help="cycle length")
+    p.add_argument("--rate-window", default="5m", help="window of rate() in the indicators")
+    p.add_argument("--backfill", default="1h", help="history learned at start")
     p.add_argument("--sensitivity", default="medium", help=f"one of {', '.join(SENSITIVITY)}")
     p.add_argument("--warmup", type=int, default=DEFAULT_WARMUP, help="samples per series before alarms")
     p.add_argument(
         "--indicators",
         default=",".join(indicators.WATCHED),
-        help=f"comma-separated indicators to watch (default {','.join(indicators.WATCHED)})",
+        help="comma-separated indicators to watch",
     )
-    p.add_argument("--shard-index", type=int, default=0)
-    p.add_argument("--shard-count", type=int, default=1)
-    p.add_argument("--forecast-horizon", default="1h")
-    p.add_argument("--forecast-every", default="5m")
-    p.add_argument("--forecast-history", default="2d")
-    p.add_argument("--forecast-step", default="5m")
-    p.add_argument("--confidence", type=float, default=0.95)
-    p.add_argument("--forget-after", default="1d", help="drop series absent this long (default 1d)")
+    p.add_argument("--shard-index", type=int, default=0, help="this replica's share of the series (0-based)")
+    p.add_argument("--shard-count", type=int, default=1, help="replicas sharing the series by a stable hash")
+    p.add_argument("--forecast-horizon", default="1h", help="how far ahead to forecast")
+    p.add_argument("--forecast-every", default="5m", help="how often to refresh the forecasts")
+    p.add_argument("--forecast-history", default="2d", help="history each forecast is fitted on")
+    p.add_argument("--forecast-step", default="5m", help="sample spacing of that history")
+    p.add_argument("--confidence", type=float, default=0.95, help="coverage of the forecast interval (0-1)")
+    p.add_argument("--forget-after", default="1d", help="drop series absent this long")
     auth = p.add_mutually_exclusive_group()
     auth.add_argument("--bearer-token-file", metavar="FILE", help="bearer token for the query API")
     auth.add_argument("--basic-auth-file", metavar="FILE", help="'user:password' for the query API")
     p.add_argument("--org-id", help="X-Scope-OrgID header (Mimir/Cortex tenant)")
-    p.add_argument("--query-timeout", default="10s")
-    p.add_argument("--tls-cert")
-    p.add_argument("--tls-key")
-    p.add_argument("--log-level", default="info")
-    p.add_argument("--log-format", default="json", choices=("json", "console"))
+    p.add_argument("--query-timeout", default="10s", help="per query API request (then retried)")
+    p.add_argument("--tls-cert", metavar="FILE", help="serve HTTPS with this certificate (with --tls-key)")
+    p.add_argument("--tls-key", metavar="FILE", help="the certificate's private key (with --tls-cert)")
+    p.add_argument("--log-level", default="info", help="log threshold: debug, info, warning or error")
+    p.add_argument(
+        "--log-format",
+        default="json",
+        choices=("json", "console"),
+        help="JSON lines, or readable lines for a terminal",
+    )
     p.set_defaults(func=run)
 
 

@@ -7,7 +7,8 @@ own small table and shares only the escaping, number format and headers.
 With 100k series x 7 families, ``prometheus_client`` would build a Sample object per value on
 every scrape. Here each series' label set is rendered once when the series appears; values live
 in numpy arrays indexed like the detector bank; a render only formats the numbers. Series with no
-value yet (NaN, e.g. before the first forecast) are left out rather than exposed as NaN.
+value yet (NaN, e.g. before the first forecast) are left out rather than exposed as NaN. ``scrape``
+adds the process's own ``process_*`` metrics (``exporters.exposition.with_process_metrics``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 
 from tenantpulse.conventions import catalog as c
 from tenantpulse.conventions.exposition import TEXT_CONTENT_TYPE, escape_label_value
-from tenantpulse.exporters.exposition import format_value, header
+from tenantpulse.exporters.exposition import format_value, header, with_process_metrics
 
 SERIES_FAMILIES: tuple[c.Metric, ...] = (
     c.ANOMALY_SCORE,
@@ -128,3 +129,7 @@ class OutputTable:
         """The last rendered exposition (a scrape never waits for a render, and only the series text is
         held between scrapes: the concatenation is per scrape)."""
         return self._health + self._series
+
+    def scrape(self) -> bytes:
+        """What /metrics serves: ``body()`` and the sidecar process's own ``process_*`` metrics."""
+        return with_process_metrics(self.body())

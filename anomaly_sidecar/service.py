@@ -85,6 +85,7 @@ class SidecarService:
         self.indicators = [indicators.get(n) for n in config.indicators]
         self.horizon = format_duration(config.forecast_horizon)
         self.lock = threading.RLock()  # bank + registry: the loop and API calls (train) both touch them
+        self._save_lock = threading.Lock()  # one save at a time, so an older snapshot never lands last
         self.table = OutputTable(self.horizon)
         self.query_errors = 0
         self.last_success = 0.0
@@ -142,6 +143,12 @@ class SidecarService:
             return 0, 0
         order = np.lexsort((idx, t))
         idx, t, x = idx[order], t[order], x[order]
+        unset = np.unique(idx[~self.bank.domain_set(idx)])
+        if unset.size:  # new series: their indicator's domain, once; the published band is clipped to it
+            name_of = {j: name for (_, name), j in self.registry.items()}
+            ind = [indicators.INDICATORS.get(name_of.get(j, "")) for j in unset.tolist()]
+            dom = np.array([i.domain if i else (-np.inf, np.inf) for i in ind], float).reshape(-1, 2)
+            self.bank.set_domain(unset, dom[:, 0], dom[:, 1])
         bounds = np.flatnonzero(np.diff(t)) + 1
         alarms = 0
         for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, idx.size], strict=True):
@@ -195,7 +202,7 @@ class SidecarService:
                 ]
                 self._drop(self.registry.remove(keys))
             for name, rows in fetched:
-                parts = self._resolve_rows(name, rows)
+                parts = self._resolve_rows(name, rows, end)
                 if parts:
                     idx, t, x = (np.concatenate(p) for p in zip(*parts, strict=True))
                     learned += self.learn(idx, t, x)[0]
@@ -203,8 +210,14 @@ class SidecarService:
             self.table.render_series()
         return learned
 
-    def _resolve_rows(self, name: str, rows: list[Any]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    def _resolve_rows(
+        self, name: str, rows: list[Any], asked_at: float
+    ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Rows of a range query sent at ``asked_at`` as (slots, times, values); a tenant erased since then
+        is skipped (as in ``cycle``): the answer may hold its data from before the erasure."""
         tenants = [r.labels.get(c.TENANT, "") for r in rows]
+        if self.erased:  # the registry skips rows without a tenant
+            tenants = [t if self.erased.get(t, -np.inf) < asked_at else "" for t in tenants]
         positions, found = self.registry.resolve(name, tenants)
         return [
             (np.full(rows[p].times.size, i, np.intp), rows[p].times, rows[p].values)
@@ -330,22 +343,26 @@ class SidecarService:
     # -- state -------------------------------------------------------------------------------------
 
     def save_state(self) -> None:
-        """Write the models atomically (a crash mid-write keeps the previous file)."""
+        """Write the models atomically (a crash mid-write keeps the previous file); OSError if it cannot.
+
+        Saves run one at a time, snapshot and write together: otherwise the loop's save, snapshotted just
+        before an erasure, could be renamed over the erasure's own save and put the tenant back on disk."""
         if not self.config.state_path:
             return
-        with self.lock:
-            arrays = {f"bank.{k}": v for k, v in self.bank.state().items()}
-            arrays |= {"observed": self.observed.copy(), "last_t": self.last_t.copy()}
-            n = self.bank.capacity
-            arrays |= {f"out.{k}": v[:n].copy() for k, v in self.table.values.items()}
-            meta = {
-                "version": STATE_VERSION,
-                "saved_at": time.time(),
-                "series": self.registry.to_json(),
-                "shard": [self.config.shard_index, self.config.shard_count],
-            }
-        state_file.save(self.config.state_path, state_file.pack(arrays, meta), self.config.state_codec)
-        self._last_state_save = time.monotonic()
+        with self._save_lock:
+            with self.lock:
+                arrays = {f"bank.{k}": v for k, v in self.bank.state().items()}
+                arrays |= {"observed": self.observed.copy(), "last_t": self.last_t.copy()}
+                n = self.bank.capacity
+                arrays |= {f"out.{k}": v[:n].copy() for k, v in self.table.values.items()}
+                meta = {
+                    "version": STATE_VERSION,
+                    "saved_at": time.time(),
+                    "series": self.registry.to_json(),
+                    "shard": [self.config.shard_index, self.config.shard_count],
+                }
+            state_file.save(self.config.state_path, state_file.pack(arrays, meta), self.config.state_codec)
+            self._last_state_save = time.monotonic()
 
     def _restore(self, path: str) -> None:
         """Load the state file. Not ours / wrong key: StateError (refuse to start, never overwrite it).
@@ -523,14 +540,26 @@ class SidecarService:
         """Erase a tenant's models and outputs (right to erasure) and rewrite the state file without them.
 
         Answers of queries sent before this moment are not learned for the tenant afterwards, so a
-        cycle in flight cannot bring it back."""
+        cycle or backfill in flight cannot bring it back. Never raises for the state file: the answer
+        says whether it was ``saved``, ``not_configured`` or ``failed`` (with ``state_error``); until a
+        save succeeds the file on disk still holds the tenant, and a restart would bring it back."""
         with self.lock:
             keys = [k for k, _ in self.registry.items() if k[0] == tenant]
             self._drop(self.registry.remove(keys))
             self.erased[tenant] = time.time()
         self.table.render_series()
-        self.save_state()
-        return {"series": len(keys), "state_file_rewritten": bool(self.config.state_path)}
+        done: dict[str, Any] = {"series": len(keys), "memory_erased": True, "state_file": "not_configured"}
+        if not self.config.state_path:
+            return done
+        try:
+            self.save_state()
+        except OSError as exc:
+            error = exc.strerror or type(exc).__name__
+            log.error(
+                "erasure: state file not saved", tenant=tenant, path=self.config.state_path, error=error
+            )
+            return done | {"state_file": "failed", "state_error": error}
+        return done | {"state_file": "saved"}
 
     def retrain(self, tenant: str, names: Sequence[str], window: float) -> int:
         """Forget a tenant's models for ``names`` and learn them again from ``window`` of history."""

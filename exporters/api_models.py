@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from tenantpulse.conventions.catalog import EVENT_TYPE_RE, TENANT_ID_PATTERN
+from tenantpulse.exporters.collector import MAX_ACTIVE_USERS, MAX_REVENUE
 from tenantpulse.exporters.events import AppEvent, BusinessFigures
 
 # Event types become label values; the collector's rule is the one rule (short, nothing to escape).
@@ -106,8 +107,8 @@ class BusinessIn(BaseModel):
     )
 
     tenant_id: TenantId
-    revenue: float | None = Field(None, ge=0, allow_inf_nan=False)
-    active_users: float | None = Field(None, ge=0, allow_inf_nan=False)
+    revenue: float | None = Field(None, ge=0, le=MAX_REVENUE, allow_inf_nan=False)
+    active_users: float | None = Field(None, ge=0, le=MAX_ACTIVE_USERS, allow_inf_nan=False)
     conversion_rate: float | None = Field(None, ge=0, le=1, allow_inf_nan=False)
 
     @model_validator(mode="after")

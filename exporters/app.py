@@ -32,6 +32,7 @@ from tenantpulse.conventions.exposition import (
 from tenantpulse.exporters import ingest_parsing
 from tenantpulse.exporters.api_models import BatchIn, BusinessIn, EventIn, Health, IngestResult
 from tenantpulse.exporters.events import IngestError
+from tenantpulse.exporters.exposition import with_process_metrics
 from tenantpulse.exporters.limits import TenantRateLimiter, read_body
 from tenantpulse.exporters.settings import ExporterSettings
 from tenantpulse.otel.asgi import instrument_app
@@ -59,6 +60,7 @@ ROUTER_MODULES: tuple[str, ...] = (
     "tenantpulse.alert_rules.api",
     "tenantpulse.grafana.api",
     "tenantpulse.security.erasure",
+    "tenantpulse.exporters.kpi_api",
 )
 
 log = structlog.get_logger("tenantpulse.exporter")
@@ -256,7 +258,7 @@ async def tenant_metrics(
     structlog.contextvars.bind_contextvars(tenant=tenant_id)
     collector = request.app.state.collector
     if tenant_id not in collector.tenants():
-        raise ApiError(404, "not_found", f"no data for tenant {tenant_id!r}", field="tenant_id")
+        raise ApiError(404, "not_found", "no data for this tenant yet", field="tenant_id")
     return collector.snapshot(tenant_id)
 
 
@@ -283,6 +285,8 @@ async def metrics(
         check_tenant(key, tenant, "read", "tenant" if tenant else "Authorization")
     openmetrics = OPENMETRICS_MEDIA_TYPE in request.headers.get("accept", "")
     body = state.collector.render(tenant=tenant, openmetrics=openmetrics)
+    if tenant is None:  # the process's own process_* metrics, like host metrics, only with all tenants
+        body = with_process_metrics(body, openmetrics)
     return Response(body, media_type=OPENMETRICS_CONTENT_TYPE if openmetrics else TEXT_CONTENT_TYPE)
 
 

@@ -17,8 +17,7 @@ def register(root: Any, generate: Any) -> None:
         "exporter",
         help="run the tenant exporter (ingest API + /metrics)",
         description="Serve POST /analytics/metrics, GET /analytics/metrics/{tenant}, /metrics, /healthz, "
-        "/readyz and /openapi.json.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        "/readyz and /openapi.json. --check validates the flags and files and exits without serving.",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind")
     p.add_argument("--port", type=int, default=9464, help="port to bind (1-65535)")
@@ -26,19 +25,37 @@ def register(root: Any, generate: Any) -> None:
     p.add_argument(
         "--pseudonym-key-file",
         metavar="FILE",
-        help="YAML {current: id, keys: {id: secret}} for hashing user ids; default: a random per-process key",
+        help="YAML {current: id, keys: {id: secret}} for hashing user ids (default: a random per-process key)",
     )
-    p.add_argument("--max-series-per-tenant", type=int, default=10_000, metavar="N")
-    p.add_argument("--max-event-types-per-tenant", type=int, default=50, metavar="N")
+    p.add_argument(
+        "--max-series-per-tenant",
+        type=int,
+        default=10_000,
+        metavar="N",
+        help="series a tenant may hold (then 422)",
+    )
+    p.add_argument(
+        "--max-event-types-per-tenant",
+        type=int,
+        default=50,
+        metavar="N",
+        help="event types per tenant (then 422)",
+    )
     p.add_argument("--rate-limit", type=float, default=5_000.0, metavar="EVENTS_PER_S", help="per tenant")
     p.add_argument(
         "--rate-burst",
         type=float,
         default=None,
         metavar="EVENTS",
-        help="bucket size (default: max(2 s, 500))",
+        help="token bucket size per tenant (default: two seconds of --rate-limit, at least 500)",
     )
-    p.add_argument("--max-body-bytes", type=int, default=4 * 1024 * 1024, metavar="N")
+    p.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=4 * 1024 * 1024,
+        metavar="N",
+        help="largest request body (then 413)",
+    )
     p.add_argument("--max-batch-events", type=int, default=10_000, metavar="N", help="items per request")
     p.add_argument(
         "--metrics-auth",
@@ -46,10 +63,17 @@ def register(root: Any, generate: Any) -> None:
         default="none",
         help="whether GET /metrics needs a read key (none: Prometheus scrapes without credentials)",
     )
-    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    p.add_argument("--log-format", default="json", choices=["json", "console"])
+    p.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"], help="log threshold"
+    )
+    p.add_argument(
+        "--log-format",
+        default="json",
+        choices=["json", "console"],
+        help="JSON lines, or readable lines for a terminal",
+    )
     p.add_argument("--tls-cert", metavar="FILE", help="serve HTTPS with this certificate (with --tls-key)")
-    p.add_argument("--tls-key", metavar="FILE")
+    p.add_argument("--tls-key", metavar="FILE", help="the certificate's private key (with --tls-cert)")
     p.add_argument("--alerts-spec", metavar="FILE", type=Path, help="alert spec edited by /analytics/alerts")
     p.add_argument("--rules-out", metavar="DIR", type=Path, help="directory for the generated rule files")
     p.add_argument(
@@ -65,6 +89,11 @@ def register(root: Any, generate: Any) -> None:
         type=Path,
         help="hash-chained audit log of state changes and refused keys "
         "(default: exporter-audit.jsonl beside --alerts-spec; none without it)",
+    )
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="check the flags, keys and spec files, print what was found, and exit",
     )
     p.set_defaults(func=run)
 
@@ -104,13 +133,38 @@ def settings_from_args(args: argparse.Namespace) -> ExporterSettings:
     )
 
 
+def checked(settings: ExporterSettings, args: argparse.Namespace) -> str:
+    """``--check``: read every file the exporter would read at start, and say on one line what was found.
+    No app is built: that would open the audit log (and repair a torn last line)."""
+    from tenantpulse.alert_rules.spec import load_spec
+    from tenantpulse.security.keys import KeyRing
+
+    count = len(KeyRing.from_file(settings.api_keys_file))
+    found = [f"{count} key{'' if count == 1 else 's'} in {settings.api_keys_file}"]
+    if args.pseudonym_key_file:
+        found.append(f"pseudonym keys {args.pseudonym_key_file} (current {settings.pseudonym_key_current})")
+    if settings.alerts_spec is not None:
+        if settings.alerts_spec.exists():
+            alerts = len(load_spec(settings.alerts_spec).alert_names())
+            found.append(f"alerts spec {settings.alerts_spec} ({alerts} alerts)")
+        else:
+            found.append(f"alerts spec {settings.alerts_spec} (new: the first alert added creates it)")
+    if args.tls_cert:
+        found.append(f"TLS pair {args.tls_cert}, {args.tls_key}")
+    return "ok: " + ", ".join(found)
+
+
 def run(args: argparse.Namespace) -> int:
-    from tenantpulse.exporters.app import create_app  # the web stack loads only for this subcommand
     from tenantpulse.kernel.serving import check_tls_files, serve
-    from tenantpulse.security.key_reload import KeyReloader
 
     settings = settings_from_args(args)
     check_tls_files(args.tls_cert, args.tls_key)
+    if args.check:
+        print(checked(settings, args))
+        return 0
+    from tenantpulse.exporters.app import create_app  # the web stack loads only to serve
+    from tenantpulse.security.key_reload import KeyReloader
+
     app = create_app(settings)  # reads the keys file: a bad one is a UsageError before binding
     pseudonym_file = Path(args.pseudonym_key_file) if args.pseudonym_key_file else None
     KeyReloader(app, settings.api_keys_file, pseudonym_file).install()  # SIGHUP re-reads both key files

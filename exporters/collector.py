@@ -367,7 +367,7 @@ class MetricsCollector:
             existing = state.kpis.get(name) if state else None
             if existing is not None:
                 if existing.spec != spec:
-                    raise IngestError("name", f"KPI {name!r} is already registered with another declaration")
+                    raise IngestError("name", "this KPI is already registered with another declaration")
                 return
             if state is not None and len(state.kpis) >= self.config.max_kpis_per_tenant:
                 raise IngestError("name", f"KPI limit reached ({self.config.max_kpis_per_tenant})")
@@ -387,7 +387,7 @@ class MetricsCollector:
             state = self._tenants.get(tenant)
             kpi = state.kpis.get(name) if state else None
             if state is None or kpi is None:
-                raise IngestError("kpi", f"unknown KPI {name!r} for tenant {tenant!r}: register it first")
+                raise IngestError("kpi", "no KPI of this name for this tenant: register it first")
             key = kpi.key(labels)
             value = kpi.check_value(value, increment)
             if kpi.is_new(key) and state.series() + 1 > self.config.max_series_per_tenant:

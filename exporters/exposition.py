@@ -3,17 +3,25 @@
 Why not ``prometheus_client.generate_latest``: it re-renders every label set on every scrape, which
 costs ~15 us per series. Here each (tenant, family) table keeps one ``%``-template holding all its
 label prefixes, rebuilt only when a series is added; a scrape only formats the values into it.
+The process's own ``process_*`` metrics, a handful of samples, are ``prometheus_client``'s
+(``ProcessCollector``) and shared with the sidecar: ``with_process_metrics``.
 """
 
 from __future__ import annotations
 
 import math
 import sys
+import threading
+import time
 from array import array
 from bisect import bisect_left
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from itertools import accumulate
 from typing import Any
+
+from prometheus_client import CollectorRegistry, ProcessCollector
+from prometheus_client import generate_latest as text_exposition
+from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_exposition
 
 from tenantpulse.conventions.catalog import Metric
 from tenantpulse.conventions.exposition import escape_label_value
@@ -249,3 +257,43 @@ def render_families(families: Sequence[Metric], tables: dict[str, list[Table]], 
     if openmetrics:
         parts.append(b"# EOF\n")
     return b"".join(parts)
+
+
+PROCESS_MAX_AGE = 1.0  # seconds one reading of the process metrics is served again
+_EOF = b"# EOF\n"
+
+
+class ProcessMetrics:
+    """The process's CPU time, memory, file descriptors and start time (``process_*``), as
+    ``prometheus_client``'s ``ProcessCollector`` reads them from /proc (nothing elsewhere).
+
+    Read at most once per ``max_age`` per format: listing /proc/self/fd costs with every open
+    connection, and a flood of scrapes must not multiply it."""
+
+    def __init__(self, max_age: float = PROCESS_MAX_AGE, clock: Callable[[], float] = time.monotonic) -> None:
+        self.max_age = max_age
+        self._clock = clock
+        self._registry = CollectorRegistry(auto_describe=False)
+        ProcessCollector(registry=self._registry)
+        self._lock = threading.Lock()
+        self._rendered: dict[bool, tuple[float, bytes]] = {}
+
+    def render(self, openmetrics: bool) -> bytes:
+        """HELP/TYPE and samples (OpenMetrics without its ``# EOF``), to append to an exposition."""
+        with self._lock:
+            now = self._clock()
+            last = self._rendered.get(openmetrics)
+            if last is None or now - last[0] >= self.max_age:
+                body = (openmetrics_exposition if openmetrics else text_exposition)(self._registry)
+                last = self._rendered[openmetrics] = (now, body.removesuffix(_EOF))
+            return last[1]
+
+
+PROCESS = ProcessMetrics()
+
+
+def with_process_metrics(body: bytes, openmetrics: bool = False) -> bytes:
+    """A whole exposition with this process's ``process_*`` metrics added (before OpenMetrics' ``# EOF``)."""
+    if openmetrics:
+        return body.removesuffix(_EOF) + PROCESS.render(True) + _EOF
+    return body + PROCESS.render(False)

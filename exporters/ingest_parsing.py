@@ -70,7 +70,7 @@ def parse(body: bytes, content_type: str | None, max_items: int) -> ParsedBatch:
     raise ApiError(
         415,
         "unsupported_media_type",
-        f"Content-Type {media!r} is not accepted; use application/json or application/x-ndjson",
+        "not accepted; use application/json or application/x-ndjson",
         field="Content-Type",
     )
 
@@ -152,7 +152,7 @@ def _validate(model: type[BaseModel], doc: dict[str, Any] | bytes, where: str) -
     try:
         return model.model_validate_json(doc) if isinstance(doc, bytes) else model.model_validate(doc)
     except ValidationError as exc:
-        errors = clean_errors(exc.errors(include_input=False, include_url=False), prefix=where)
+        errors = clean_errors(exc.errors(include_url=False), prefix=where)  # input: to redact it
         raise ApiError(
             422, "invalid_input", errors[0]["reason"], field=errors[0]["field"], detail=errors
         ) from None

@@ -40,7 +40,7 @@ class TenantRateLimiter:
                     raise ApiError(
                         413,
                         "batch_too_large",
-                        f"{n} events for tenant {tenant!r} exceed the rate-limit burst of {int(self.burst)}; "
+                        f"{n} events for one tenant exceed the rate-limit burst of {int(self.burst)}; "
                         "split the batch",
                         field="events",
                     )
@@ -49,7 +49,7 @@ class TenantRateLimiter:
                     raise ApiError(
                         429,
                         "rate_limited",
-                        f"tenant {tenant!r} is over its ingest rate of {self.rate:g} events/s; retry in {wait}s",
+                        f"the tenant is over its ingest rate of {self.rate:g} events/s; retry in {wait}s",
                         field="tenant_id",
                         headers={"Retry-After": str(max(1, wait))},
                     )

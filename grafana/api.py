@@ -2,9 +2,10 @@
 
 Mounted on the exporter app (``exporters.app.ROUTER_MODULES``). Dashboards span every tenant, so
 reading needs a key for all tenants (read or admin) and creating needs admin. A bad spec answers 422
-with ``field`` like ``components[2].indicator`` and a reason naming the component and the valid
-choices; nothing is stored then. Dashboards live in the process's memory (the realtime dashboard is
-always there); regenerate files for Grafana with ``tenantpulse generate dashboards``.
+with ``field`` like ``components[2].indicator`` and a reason with the valid choices (never what the
+caller sent: ``web.errors.spec_error``); nothing is stored then. Dashboards live in the process's
+memory (the realtime dashboard is always there); regenerate files for Grafana with ``tenantpulse
+generate dashboards``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from tenantpulse.grafana import spec as s
 from tenantpulse.kernel.errors import SpecError
 from tenantpulse.security.keys import ApiKey
 from tenantpulse.web.auth import require_scope
-from tenantpulse.web.errors import ERROR_RESPONSES, ApiError
+from tenantpulse.web.errors import ERROR_RESPONSES, ApiError, spec_error
 
 router = APIRouter(prefix="/analytics/dashboards", tags=["dashboards"], responses=ERROR_RESPONSES)
 Reader = Annotated[ApiKey, Depends(require_scope("read"))]
@@ -73,7 +74,7 @@ def list_dashboards(_: Reader, store: Store) -> dict[str, Any]:
 def get_dashboard(dashboard_id: str, _: Reader, store: Store) -> dict[str, Any]:
     board = store.get(dashboard_id)
     if board is None:
-        raise ApiError(404, "not_found", f"no dashboard {dashboard_id!r}", field="dashboard_id")
+        raise ApiError(404, "not_found", "no dashboard with this id", field="dashboard_id")
     return board
 
 
@@ -86,7 +87,7 @@ def create_dashboard(body: SpecBody, _: Admin, store: Store) -> JSONResponse:
     try:
         board = render.to_data(custom.build(s.custom_dashboard(body)))
     except SpecError as exc:
-        raise ApiError(422, "invalid_spec", str(exc), field=exc.field) from None
+        raise spec_error(exc, "invalid_spec", body) from None
     replaced = board["uid"] in store
     store[board["uid"]] = board
     return JSONResponse({**_summary(board), "dashboard": board}, status_code=200 if replaced else 201)

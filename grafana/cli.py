@@ -68,6 +68,8 @@ def _load_dir(path: Path) -> dict[str, dict[str, Any]]:
 
 
 def _push(args: argparse.Namespace) -> int:
+    if not args.grafana_url.startswith(("http://", "https://")):
+        raise UsageError(f"--grafana-url must start with http:// or https://, not {args.grafana_url!r}")
     token = push.read_token(args.token_file)
     boards = generate.dashboards(s.load(args.spec)) if args.spec else _load_dir(args.dir)
     for done in push.push(args.grafana_url, token, boards, args.folder):

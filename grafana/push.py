@@ -58,6 +58,24 @@ def _explain(status: int, body: Mapping[str, Any], uid: str, folder: str | None)
     return f"Grafana answered {status} for dashboard {uid!r}: {message or 'no message'}"
 
 
+def _reason(exc: requests.RequestException) -> str:
+    """The root cause in a few words ("connection refused"): requests' own message is one long line of
+    nested urllib3 reprs. It is the first operating-system error in the chain of causes."""
+    if isinstance(exc, requests.Timeout):
+        return f"no answer within {TIMEOUT_S:.0f} s"
+    todo: list[object] = [exc]
+    seen: set[int] = set()
+    while todo:
+        cause = todo.pop(0)
+        if not isinstance(cause, BaseException) or id(cause) in seen:
+            continue
+        seen.add(id(cause))
+        if isinstance(cause, OSError) and cause.strerror:
+            return cause.strerror[:1].lower() + cause.strerror[1:]
+        todo += [cause.__cause__, cause.__context__, getattr(cause, "reason", None), *cause.args]
+    return exc.__class__.__name__
+
+
 def push(
     grafana_url: str,
     token: str,
@@ -81,9 +99,7 @@ def push(
             try:
                 r = session.post(url, json=body, headers=headers, timeout=TIMEOUT_S)
             except requests.RequestException as exc:
-                raise PushError(
-                    f"cannot reach Grafana at {grafana_url}: {exc.__class__.__name__}: {exc}"
-                ) from None
+                raise PushError(f"cannot reach Grafana at {grafana_url}: {_reason(exc)}") from None
             try:
                 answer = r.json()
             except ValueError:

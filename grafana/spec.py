@@ -322,12 +322,19 @@ def _grafana(data: Any) -> GrafanaTarget:
     return GrafanaTarget(**data)
 
 
+TOP_LEVEL = ("grafana", "realtime", "dashboards", "slo_spec")
+# The alert spec's top-level keys (``alert_rules.spec.TOP_LEVEL``; a test keeps the two equal), to say
+# "this is an alerts spec" instead of "unknown field" when one is handed to the dashboards generator.
+ALERTS_TOP_LEVEL = frozenset({"defaults", "channels", "actions", "routing", "alerts", "ml_alerts", "slos"})
+
+
 def parse(data: Any, base: Path | None = None) -> DashboardsSpec:
     """Validate a whole spec mapping; ``base`` resolves the relative path of the SLO (alerts) spec."""
     if not isinstance(data, Mapping):
         raise SpecError("dashboards", "the spec must be a mapping with realtime and/or dashboards")
-    top = ("grafana", "realtime", "dashboards", "slo_spec")
-    _unknown_keys(data, top, lambda f, r: SpecError(f, r))
+    if data.keys() & ALERTS_TOP_LEVEL and not data.keys() & set(TOP_LEVEL):
+        raise SpecError(None, "this is an alerts spec, not a dashboards spec")
+    _unknown_keys(data, TOP_LEVEL, lambda f, r: SpecError(f, r))
     realtime = data.get("realtime", [])
     custom = data.get("dashboards", [])
     if not isinstance(realtime, list):

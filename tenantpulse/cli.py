@@ -6,6 +6,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from tenantpulse.kernel.errors import UsageError
 from tenantpulse.kernel.version import __version__
@@ -23,12 +24,33 @@ COMMAND_MODULES: tuple[str, ...] = (
     "tenantpulse.grafana.cli",
     "tenantpulse.anomaly_sidecar.backtest",
     "tenantpulse.anomaly_sidecar.cli",
+    "tenantpulse.gateway.cli",
     "tenantpulse.chart_assets",
 )
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """Each option's help ends with its default, said once: not when the help already says it, nor for
+    an option without one (None) or a switch (False)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        unsaid = action.default is None or action.default is False or action.default == argparse.SUPPRESS
+        if "(default" in text or unsaid or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+class Parser(argparse.ArgumentParser):
+    """The root parser; subcommands get the same class (argparse's default), hence the same help."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="tenantpulse",
         description="Multi-tenant analytics for Prometheus, Grafana, Alertmanager, Jaeger.",
     )

@@ -13,7 +13,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "tenantpulse"
-COMPONENTS = ("exporters", "alert_rules", "grafana", "anomaly_sidecar", "otel", "security", "web")
+COMPONENTS = ("exporters", "alert_rules", "grafana", "anomaly_sidecar", "otel", "security", "web", "gateway")
 TOP = ("tenantpulse", "tenantpulse.cli", "tenantpulse.chart_assets", "tenantpulse.demo")
 
 
@@ -69,7 +69,15 @@ def layer(module: str) -> int:
 
 
 def test_the_package_is_found_through_its_links() -> None:
-    for component in ("exporters", "alert_rules", "grafana", "anomaly_sidecar", "otel", "security"):
+    for component in (
+        "exporters",
+        "alert_rules",
+        "grafana",
+        "anomaly_sidecar",
+        "otel",
+        "security",
+        "gateway",
+    ):
         assert f"tenantpulse.{component}" in MODULES
     assert "tenantpulse.kernel.errors" in MODULES and "tenantpulse.conventions.catalog" in MODULES
 

@@ -47,6 +47,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert {t for t in top if not t.endswith(".dist-info")} == {"tenantpulse"}
     assert "tenantpulse/py.typed" in names
     assert "tenantpulse/alert_rules/templates/tenantpulse.tmpl" in names
+    assert "tenantpulse/gateway/enforce.py" in names  # a linked component, like the others
     return site
 
 

@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
+from tenantpulse.conventions.promql import promql_string
+
 MetricType = Literal["counter", "gauge", "histogram"]
 
 NAMESPACE = "tenantpulse"
@@ -23,6 +25,8 @@ INDICATOR = "indicator"
 HORIZON = "horizon"
 REASON = "reason"
 KPI = "kpi"
+ENDPOINT = "endpoint"
+CODE = "code"
 
 # Tenant ids appear in label values and PromQL matchers; this keeps them safe in both, unescaped.
 TENANT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
@@ -88,11 +92,14 @@ class Metric:
 
 
 def _op(value: str) -> str:
-    """Matchers written as ``"=~a|b"``, ``"!=x"`` or ``"!~x"`` keep their operator; plain values mean ``=``."""
+    """Matchers written as ``"=~a|b"``, ``"!=x"`` or ``"!~x"`` keep their operator; plain values mean ``=``.
+
+    The value is quoted by ``promql_string``: whatever it holds (quotes, braces, backslashes) it stays
+    one literal and cannot end the selector."""
     for op in ("=~", "!~", "!="):
         if value.startswith(op):
-            return f'{op}"{value[len(op) :]}"'
-    return f'="{value}"'
+            return f"{op}{promql_string(value[len(op) :])}"
+    return f"={promql_string(value)}"
 
 
 # --- Tenant application and business metrics (exporter) -------------------------------------------
@@ -286,6 +293,31 @@ SIDECAR_STATE_DISCARDED = Metric(
     "",
     "State files set aside at start as damaged or incompatible; the sidecar started without its models.",
     (),
+)
+
+# --- Read-path gateway (tenantpulse gateway) ----------------------------------------------------------
+
+GATEWAY_REQUESTS = Metric(
+    "tenantpulse_gateway_requests_total",
+    "counter",
+    "",
+    "Requests the read-path gateway answered, per API endpoint and HTTP status code.",
+    (ENDPOINT, CODE),
+)
+GATEWAY_REFUSALS = Metric(
+    "tenantpulse_gateway_refusals_total",
+    "counter",
+    "",
+    "Requests the gateway refused without asking the backend, per reason.",
+    (REASON,),
+)
+GATEWAY_BACKEND_DURATION = Metric(
+    "tenantpulse_gateway_backend_request_duration_seconds",
+    "histogram",
+    "seconds",
+    "Time the backend took to answer one request forwarded by the gateway, per API endpoint.",
+    (ENDPOINT,),
+    (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
 )
 
 ALL: tuple[Metric, ...] = tuple(v for v in list(globals().values()) if isinstance(v, Metric))

@@ -6,6 +6,7 @@ speak in these names; each compiles to one expression that returns one series pe
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -26,6 +27,12 @@ class Indicator:
     metrics: tuple[c.Metric, ...]
     build: Callable[[str, str], str]
 
+    @property
+    def domain(self) -> tuple[float, float]:
+        """Lowest and highest value the indicator can take: a ratio lies in [0, 1]; rates of counters,
+        durations and user counts are never negative."""
+        return (0.0, 1.0) if self.unit == "ratio" else (0.0, math.inf)
+
     def promql(self, tenants: Sequence[str] | None = None, window: str = "5m") -> str:
         """PromQL for this indicator, ``by (tenant)``, optionally restricted to some tenants."""
         return self.build(tenant_matcher(tenants), window)
@@ -40,7 +47,7 @@ def tenant_matcher(tenants: Sequence[str] | None) -> str:
         raise ValueError(f"invalid tenant id(s) {bad}: must match {c.TENANT_ID_PATTERN}")
     if len(tenants) == 1:
         return tenants[0]
-    return "=~" + "|".join(t.replace(".", "\\\\.") for t in tenants)
+    return "=~" + "|".join(t.replace(".", "\\.") for t in tenants)  # a regex; the selector quotes it
 
 
 def _rate(metric: c.Metric, t: str, w: str, suffix: str = "", **m: str) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 from tenantpulse.alert_rules.alertmanager import write_alertmanager
 from tenantpulse.alert_rules.rules import RULES_FILE, write_rules
 from tenantpulse.alert_rules.spec import Spec, parse_spec
-from tenantpulse.demo.context import DemoContext, child, pick_port
+from tenantpulse.demo.context import DemoContext, child, pick_port, say
 from tenantpulse.demo.sinks import MailSink, WebhookSink, describe_mail, describe_payload
 from tenantpulse.kernel.errors import UsageError
 
@@ -60,8 +60,12 @@ def demo_spec(slack_url_file: Path, smarthost: str, webhook_base: str) -> Spec:
     )
 
 
+DATA_DIR = "alerting/alertmanager-data"  # silences and the notification log, kept between runs
+
+
 class AlertingComponent:
     name = "alerting"
+    saved: tuple[str, ...] = (DATA_DIR,)
 
     def prepare(self, ctx: DemoContext) -> None:
         binary = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
@@ -98,7 +102,7 @@ class AlertingComponent:
             [
                 binary,
                 f"--config.file={config}",
-                f"--storage.path={out / 'alertmanager-data'}",
+                f"--storage.path={ctx.workdir / DATA_DIR}",
                 f"--web.listen-address=127.0.0.1:{port}",
                 "--cluster.listen-address=",
             ],
@@ -117,4 +121,4 @@ class AlertingComponent:
 
 
 def _show(line: str) -> None:
-    print(f"  [notification] {line}", flush=True)
+    say(f"  [notification] {line}")

@@ -31,18 +31,26 @@ def register(root: Any, generate: Any) -> None:
         description="Start the exporter, a traffic generator for three tenants, a real Prometheus scraping it "
         "with the generated alert rules, a real Alertmanager delivering to local Slack/SMTP sinks, and the "
         "anomaly sidecar, which injects an error spike into one tenant once its models are warm; print where "
-        "to look; stop everything on Ctrl-C or after --duration.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        "to look; stop everything on Ctrl-C or after --duration. A rerun resumes the sidecar's models "
+        "(the spike then comes at once); --fresh starts over.",
     )
     p.add_argument("--duration", type=float, default=None, metavar="SECONDS", help="stop after this long")
     p.add_argument("--workdir", default=".demo", help="keys, configs, Prometheus data and logs go here")
-    p.add_argument("--exporter-port", type=int, default=9464, help="0: any free port")
-    p.add_argument("--prometheus-port", type=int, default=9090, help="0: any free port")
+    p.add_argument("--exporter-port", type=int, default=9464, help="exporter port (0: any free port)")
+    p.add_argument("--prometheus-port", type=int, default=9090, help="Prometheus port (0: any free port)")
     p.add_argument(
         "--scrape-interval", default="1s", help="Prometheus scrape/evaluation and sidecar cycle interval"
     )
     p.add_argument("--day-seconds", type=float, default=600.0, help="length of one synthetic traffic 'day'")
     p.add_argument(
-        "--misbehave", metavar="TENANT:MODE", help=f"make a tenant misbehave: {', '.join(MISBEHAVIOURS)}"
+        "--misbehave",
+        metavar="TENANT:MODE",
+        help=f"make a tenant misbehave from the start ({', '.join(MISBEHAVIOURS)}); no spike is injected then",
+    )
+    p.add_argument(
+        "--fresh",
+        action="store_true",
+        help="first remove what earlier runs saved in --workdir (the sidecar's models, Prometheus's and "
+        "Alertmanager's data), so the models warm up again",
     )
     p.set_defaults(func=run)

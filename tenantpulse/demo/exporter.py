@@ -12,8 +12,22 @@ from tenantpulse.kernel.errors import UsageError
 from tenantpulse.kernel.processes import python_env, tenantpulse_command
 
 
+def misbehaviour(value: str | None, tenants: tuple[str, ...]) -> tuple[str, Misbehaviour] | None:
+    """``--misbehave TENANT:MODE`` checked; the demo calls this before it starts anything."""
+    if not value:
+        return None
+    tenant, _, mode = value.partition(":")
+    known = next((m for m in MISBEHAVIOURS if m == mode), None)
+    if tenant not in tenants or known is None:
+        raise UsageError(
+            f"--misbehave must be TENANT:MODE with TENANT in {list(tenants)} and MODE in {list(MISBEHAVIOURS)}"
+        )
+    return tenant, known
+
+
 class ExporterComponent:
     name = "exporter"
+    saved: tuple[str, ...] = ()  # the exporter's series live in memory only
 
     def prepare(self, ctx: DemoContext) -> None:
         self.port = pick_port(ctx.args.exporter_port)
@@ -56,18 +70,11 @@ class ExporterComponent:
 
 class TrafficComponent:
     name = "traffic"
+    saved: tuple[str, ...] = ()
 
     def prepare(self, ctx: DemoContext) -> None:
-        self.misbehave: tuple[str, Misbehaviour] | None = None
-        if ctx.args.misbehave:
-            tenant, _, mode = ctx.args.misbehave.partition(":")
-            known = next((m for m in MISBEHAVIOURS if m == mode), None)
-            if tenant not in ctx.tenants or known is None:
-                raise UsageError(
-                    f"--misbehave must be TENANT:MODE with TENANT in {list(ctx.tenants)} "
-                    f"and MODE in {list(MISBEHAVIOURS)}"
-                )
-            self.misbehave = (tenant, known)
+        self.misbehave = misbehaviour(ctx.args.misbehave, ctx.tenants)
+        self.gen: TrafficGenerator | None = None
 
     def start(self, ctx: DemoContext) -> None:
         rates = (30.0, 20.0, 10.0)
@@ -82,4 +89,5 @@ class TrafficComponent:
         self.gen.start(interval=1.0)
 
     def stop(self) -> None:
-        self.gen.stop()
+        if self.gen is not None:
+            self.gen.stop()

@@ -12,18 +12,33 @@ from tenantpulse.conventions import indicators
 from tenantpulse.demo.context import DemoContext, child, pick_port
 from tenantpulse.kernel.errors import UsageError
 
+DATA_DIR = "prometheus-data"  # the TSDB, kept between runs (the sidecar backfills from it)
+
 
 class PrometheusComponent:
     name = "prometheus"
+    saved: tuple[str, ...] = (DATA_DIR,)
 
     def prepare(self, ctx: DemoContext) -> None:
-        self.binary = shutil.which("prometheus")
-        if self.binary is None:
+        binary = shutil.which("prometheus")
+        if binary is None:
             raise UsageError("the demo needs Prometheus: apt-get install prometheus (or `make setup`)")
         self.port = pick_port(ctx.args.prometheus_port)
         self.url = f"http://127.0.0.1:{self.port}"
         ctx.urls["prometheus"] = self.url
         ctx.values["prometheus_url"] = self.url
+        self.config_path = ctx.workdir / "prometheus.yml"  # written at start, once every job is known
+        self.process = child(
+            self.name,
+            [
+                binary,
+                f"--config.file={self.config_path}",
+                f"--storage.tsdb.path={ctx.workdir / DATA_DIR}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--web.enable-lifecycle",
+            ],
+            ctx,
+        )
 
     def start(self, ctx: DemoContext) -> None:
         interval = ctx.args.scrape_interval
@@ -34,19 +49,7 @@ class PrometheusComponent:
         }
         if ctx.alertmanagers:
             config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": ctx.alertmanagers}]}]}
-        config_path = ctx.workdir / "prometheus.yml"
-        config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-        self.process = child(
-            self.name,
-            [
-                self.binary or "prometheus",
-                f"--config.file={config_path}",
-                f"--storage.tsdb.path={ctx.workdir / 'prometheus-data'}",
-                f"--web.listen-address=127.0.0.1:{self.port}",
-                "--web.enable-lifecycle",
-            ],
-            ctx,
-        )
+        self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
         self.process.start(f"{self.url}/-/ready")
         for name in ("request_rate", "error_rate", "p95_latency", "revenue_rate"):
             expr = indicators.get(name).promql(window="1m")

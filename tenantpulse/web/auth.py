@@ -63,7 +63,8 @@ def allowed(key: ApiKey, tenant: str | None, scope: str) -> bool:
 
 
 def forbidden(key: ApiKey, tenant: str | None, scope: str, field: str) -> ApiError:
-    target = f"tenant {tenant!r}" if tenant is not None else "all tenants"
+    """Names the key (its id, from the keys file) and the field, never the tenant the caller wrote."""
+    target = "the tenant named in this field" if tenant is not None else "all tenants"
     return ApiError(403, "forbidden", f"key {key.key_id!r} may not {scope} {target}", field=field)
 
 

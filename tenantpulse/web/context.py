@@ -1,5 +1,8 @@
 """Per-request context: a request id, one access-log line, and a JSON 500 instead of a traceback.
 
+A client that goes away before its request is whole (``ClientDisconnect``) is logged with status 499,
+the nginx convention, and not as an error.
+
 A pure ASGI middleware (no BaseHTTPMiddleware) so it costs little on the ingest hot path. Handlers add
 ``request.state.tenant`` / ``key_id`` and the access line carries them; it never carries headers, query
 values or bodies, so keys and user ids stay out of the logs.
@@ -14,6 +17,7 @@ import traceback
 import uuid
 
 import structlog
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUEST_ID_HEADER = "x-request-id"
@@ -49,6 +53,8 @@ class RequestContext:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except ClientDisconnect:  # gone, or cut off by the server's request timeout: nobody to answer
+            status = 499
         except Exception as exc:  # noqa: BLE001 - the catch-all: log it, answer JSON, keep serving
             access_log.error(
                 "unhandled error",

@@ -94,3 +94,25 @@ def test_the_command_line_does_not_load_the_demo_stack() -> None:
     probe = "import sys; from tenantpulse.cli import build_parser; build_parser(); print(sorted(m for m in sys.modules if m.startswith(('aiosmtpd', 'tenantpulse.demo.'))))"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "['tenantpulse.demo.cli']"
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--misbehave", "acme:explode"], "--misbehave must be TENANT:MODE with TENANT in"),
+        (["--scrape-interval", "1.5s"], "--scrape-interval must be a duration such as 1s or 15s, not '1.5s'"),
+        (["--exporter-port", "70000"], "--exporter-port must be 0-65535 (0: any free port), not 70000"),
+        (["--day-seconds", "0"], "--day-seconds must be positive"),
+    ],
+)
+def test_bad_flags_are_refused_before_anything_starts(
+    tmp_path: Path, flags: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tenantpulse.cli import main
+
+    workdir = tmp_path / "demo"
+    assert main(["demo", "--workdir", str(workdir), *flags]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""  # no "demo stopped": nothing was started
+    assert err.startswith(f"tenantpulse demo: error: {message}") and err.count("\n") == 1, err
+    assert not workdir.exists()

@@ -4,7 +4,9 @@ escaping, OpenMetrics specifics (EOF, UNIT, exemplars) and per-tenant rendering.
 from __future__ import annotations
 
 import subprocess
+import time
 
+import psutil
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -17,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families as parse_tex
 from tenantpulse.conventions import catalog as c
 from tenantpulse.exporters.collector import CollectorConfig, MetricsCollector
 from tenantpulse.exporters.events import AppEvent, BusinessFigures
+from tenantpulse.exporters.exposition import ProcessMetrics, with_process_metrics
 from tests.support.prometheus import require
 
 TRACE = {"trace_id": "4bf92f3577b34da6a3ce929d0e0e4736", "span_id": "00f067aa0ba902b7"}
@@ -150,9 +153,9 @@ def test_non_integer_values_render_as_floats() -> None:
     col = MetricsCollector()
     col.ingest([], [BusinessFigures("t1", revenue=2)])
     col.ingest([], [BusinessFigures("t1", revenue=0.25)])
-    col.ingest([], [BusinessFigures("t1", revenue=2**60)])
+    col.ingest([], [BusinessFigures("t1", revenue=1e15)] * 10)  # a sum past 2**53, each value within bounds
     got = samples(parse_text(col.render().decode()))
-    assert got[(c.REVENUE.name, frozenset({"tenant": "t1"}.items()))] == pytest.approx(2**60 + 2.25)
+    assert got[(c.REVENUE.name, frozenset({"tenant": "t1"}.items()))] == pytest.approx(1e16 + 2.25)
 
 
 def test_system_metrics_are_host_gauges() -> None:
@@ -233,3 +236,53 @@ def test_same_samples_as_prometheus_client_for_the_same_input() -> None:
     ours = {k: v for k, v in parsed(col.render().decode()).items() if k[0] != c.TENANT_SERIES.name}
     assert ours.keys() == reference.keys()
     assert ours == pytest.approx(reference)
+
+
+PROCESS_FAMILIES = {
+    "process_cpu_seconds",  # the counter's family name in OpenMetrics; sample process_cpu_seconds_total
+    "process_resident_memory_bytes",
+    "process_virtual_memory_bytes",
+    "process_open_fds",
+    "process_max_fds",
+    "process_start_time_seconds",
+}
+
+
+def test_process_metrics_join_both_formats(collector: MetricsCollector) -> None:
+    """Appended to the text exposition; inserted before OpenMetrics' ``# EOF``; both parse, promtool agrees."""
+    text = with_process_metrics(collector.render()).decode()
+    families = {f.name: f for f in parse_text(text)}
+    assert {f.removesuffix("_total") for f in families} >= PROCESS_FAMILIES
+    assert families["process_resident_memory_bytes"].samples[0].value > 0
+    start = families["process_start_time_seconds"].samples[0].value
+    assert psutil.Process().create_time() == pytest.approx(start, abs=1.0)
+    om = with_process_metrics(collector.render(openmetrics=True), openmetrics=True).decode()
+    assert om.endswith("\n# EOF\n") and om.count("# EOF") == 1
+    families = {f.name: f for f in parse_openmetrics(om)}  # strict: anything after # EOF is an error
+    assert set(families) >= PROCESS_FAMILIES | {c.EVENTS.family}
+    assert families["process_cpu_seconds"].type == "counter"
+    promtool = require("promtool")
+    result = subprocess.run(
+        [promtool, "check", "metrics"], input=text.encode(), capture_output=True, timeout=30
+    )
+    assert result.returncode == 0 and not result.stdout.strip() and not result.stderr.strip(), result
+
+
+def test_process_metrics_are_read_at_most_once_per_max_age() -> None:
+    """A flood of scrapes must not multiply the /proc reads."""
+    now = [100.0]
+    process = ProcessMetrics(max_age=1.0, clock=lambda: now[0])
+
+    def cpu(body: bytes) -> float:
+        return next(
+            s.value for f in parse_text(body.decode()) for s in f.samples if s.name.startswith("process_cpu")
+        )
+
+    first = process.render(False)
+    spin = time.process_time() + 0.3
+    while time.process_time() < spin:  # spend CPU time the next reading would show
+        pass
+    now[0] += 0.9
+    assert process.render(False) is first
+    now[0] += 0.2
+    assert cpu(process.render(False)) >= cpu(first) + 0.2

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -9,7 +11,11 @@ import pytest
 from tenantpulse.cli import main
 from tenantpulse.exporters.settings import ExporterSettings, load_pseudonym_keys
 from tenantpulse.kernel.errors import UsageError
+from tenantpulse.kernel.processes import python_env, tenantpulse_command
+from tenantpulse.kernel.serving import REQUEST_TIMEOUT_ENV, request_timeout
 from tests.support.exporter import write_keys_file
+from tests.support.ports import free_port
+from tests.support.shared import REPO
 
 
 @pytest.fixture
@@ -82,3 +88,91 @@ def test_settings_without_pseudonym_keys_get_a_random_one(tmp_path: Path) -> Non
     b = ExporterSettings(api_keys_file=tmp_path / "k.yaml")
     assert a.pseudonym_key_current in a.pseudonym_keys
     assert a.pseudonym_keys != b.pseudonym_keys
+
+
+def run_server(command: str, keys: str, port: int, **env: str) -> subprocess.CompletedProcess[str]:
+    """The real entry point of the exporter or the sidecar (they share ``kernel.serving``)."""
+    args = ["--api-keys", keys] if command == "exporter" else ["--prometheus-url", "http://127.0.0.1:9"]
+    return subprocess.run(
+        tenantpulse_command(command, *args, "--port", str(port)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=python_env(**env),
+        cwd=REPO,
+    )
+
+
+@pytest.mark.parametrize("command", ["exporter", "sidecar"])
+def test_a_busy_port_is_one_line_and_exit_2(command: str, keys: str) -> None:
+    """Regression: uvicorn logged a JSON line and the exporter exited 3, after its startup had run."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        run = run_server(command, keys, port)
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.splitlines() == [
+        f"tenantpulse {command}: error: cannot listen on 127.0.0.1:{port}: address already in use"
+    ]
+
+
+def test_a_bad_request_timeout_is_one_line_and_exit_2(keys: str) -> None:
+    run = run_server("exporter", keys, free_port(), **{REQUEST_TIMEOUT_ENV: "soon"})
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.splitlines() == [
+        f"tenantpulse exporter: error: ${REQUEST_TIMEOUT_ENV} must be a positive number of seconds, "
+        "not 'soon'"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("", 10.0),
+        ("2.5", 2.5),
+        (" 30 ", 30.0),
+        ("0", None),
+        ("-1", None),
+        ("nan", None),
+        ("inf", None),
+        ("1s", None),
+    ],
+)
+def test_request_timeout_setting(value: str, seconds: float | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(REQUEST_TIMEOUT_ENV, value)
+    if seconds is None:
+        with pytest.raises(UsageError, match="positive number of seconds"):
+            request_timeout()
+    else:
+        assert request_timeout() == seconds
+
+
+def test_check_says_what_it_read_and_does_not_serve(
+    keys: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = REPO / "examples" / "alerts.yaml"
+    with socket.socket() as busy:  # were it to serve, it could not: the port is taken
+        busy.bind(("127.0.0.1", 0))
+        port = str(busy.getsockname()[1])
+        argv = ["exporter", "--api-keys", keys, "--port", port, "--check"]
+        assert main(argv) == 0
+        assert capsys.readouterr().out == f"ok: 4 keys in {keys}\n"  # t1, t1:read, t1:write, admin
+        assert main([*argv, "--alerts-spec", str(spec), "--rules-out", str(tmp_path / "rules")]) == 0
+    assert capsys.readouterr().out == f"ok: 4 keys in {keys}, alerts spec {spec} (9 alerts)\n"
+    assert not (tmp_path / "rules").exists()
+
+
+def test_check_refuses_a_keys_file_without_its_header(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    line = tmp_path / "keys.yaml"  # only the entry `keys create` prints, as a first-time user would paste it
+    line.write_text("  - {id: k1, key_sha256: " + "a" * 64 + ", tenant: acme, scopes: [read, write]}\n")
+    assert main(["exporter", "--api-keys", str(line), "--check"]) == 2
+    assert (
+        capsys.readouterr().err
+        == f"tenantpulse exporter: error: {line}: expected a mapping with a 'keys' list\n"
+    )
+    line.write_text("keys:\n" + line.read_text())
+    assert main(["exporter", "--api-keys", str(line), "--check"]) == 0
+    assert capsys.readouterr().out == f"ok: 1 key in {line}\n"

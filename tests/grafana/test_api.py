@@ -64,7 +64,8 @@ def test_bad_spec_is_422_naming_component_and_field(api: tuple[TestClient, dict[
     assert r.status_code == 422
     body = r.json()
     assert body["error"] == "invalid_spec" and body["field"] == "components[3].indicator"
-    assert "component 'Conv'" in body["reason"] and "conversion_rate" in body["reason"]
+    assert "unknown indicator" in body["reason"] and "conversion_rate" in body["reason"]
+    assert "Conv" not in body["reason"] and "'conv'" not in body["reason"], "what was sent is not echoed"
     listed = client.get("/analytics/dashboards", headers=auth(keys, "admin")).json()["dashboards"]
     assert [d["id"] for d in listed] == ["tp-realtime-all"], "nothing stored from a refused spec"
 

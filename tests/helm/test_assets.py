@@ -138,7 +138,7 @@ def test_dockerfile_matches_the_package_and_the_chart() -> None:
     # The package folder, and the component folders linked into it (tenantpulse/exporters -> ../exporters).
     links = [p for p in (REPO / "tenantpulse").iterdir() if p.is_symlink()]
     packages = {"tenantpulse"} | {p.resolve().relative_to(REPO).as_posix() for p in links}
-    assert len(links) == 6
+    assert links, "no component folders linked into tenantpulse/"
     copied = set(re.findall(r"^COPY (\w+) \./\1$", dockerfile, re.M))
     assert copied == packages, "the image must contain exactly the packages pyproject.toml installs"
     reincluded = {

@@ -142,12 +142,14 @@ def test_erasure_removes_the_tenant_everywhere_and_keeps_the_others(stack: dict[
     r = requests.delete(url, headers=exporter.auth("admin"), timeout=60)
     assert r.status_code == 200, r.text
     report = r.json()
-    assert report["complete"] is True, report
+    assert report["complete"] is True and report["pending"] == [], report
     assert report["exporter"]["status"] == "removed" and report["exporter"]["detail"]["series"] > 0
     assert report["prometheus"]["status"] == "removed"
     assert report["prometheus"]["detail"]["waited_for_scrapes"] == "done"
+    assert report["prometheus"]["detail"]["still_exposed"] == []  # no target this call missed
     assert report["prometheus"]["detail"]["series"] > 0
     assert report["sidecar"]["status"] == "removed" and report["sidecar"]["detail"]["series"] == 1
+    assert report["sidecar"]["detail"]["state_file"] == "saved"
 
     def erased_everywhere() -> None:
         assert f'{c.TENANT}="{GONE}"' not in exporter.metrics()
@@ -209,10 +211,11 @@ def test_unreachable_places_are_reported_not_hidden(tmp_path: Path) -> None:
         r = client.delete("/analytics/tenants/t1", headers=bearer(keys["admin"]))
         assert r.status_code == 200, r.text
         report = r.json()
-        assert report["complete"] is False
+        assert report["complete"] is False and report["pending"] == ["prometheus", "sidecar"]
         assert report["exporter"]["status"] == "removed"
         assert report["prometheus"]["status"] == "failed" and "unreachable" in report["prometheus"]["reason"]
         assert report["sidecar"]["status"] == "failed" and "unreachable" in report["sidecar"]["reason"]
+        assert all("call again" in report[p]["hint"] for p in ("prometheus", "sidecar"))
         assert client.get("/analytics/metrics/t1", headers=bearer(keys["t1"])).status_code == 404
         # Not configured is not a failure; a bad tenant id is a 422 naming the field.
         bad = client.delete("/analytics/tenants/no%20such", headers=bearer(keys["admin"]))
@@ -220,11 +223,17 @@ def test_unreachable_places_are_reported_not_hidden(tmp_path: Path) -> None:
 
 
 def test_without_places_configured_the_report_says_so(tmp_path: Path) -> None:
+    """A place the exporter was not told about may still hold the tenant: not complete, and how to finish."""
     with app_client(tmp_path) as (client, keys):
         r = client.delete("/analytics/tenants/t3", headers=bearer(keys["admin"]))
         assert r.status_code == 200
         report = r.json()
-        assert report["complete"] is True
+        assert report["complete"] is False
+        assert report["pending"] == ["prometheus", "sidecar"]
         assert report["exporter"]["status"] == "nothing_held"
         assert report["prometheus"]["status"] == "not_configured"
+        assert "--prometheus-url" in report["prometheus"]["reason"]
+        assert "delete_series" in report["prometheus"]["hint"]
         assert report["sidecar"]["status"] == "not_configured"
+        assert "--sidecar-url" in report["sidecar"]["reason"]
+        assert "DELETE /analytics/tenants/t3" in report["sidecar"]["hint"]

@@ -54,6 +54,8 @@ EXPORTER_RULES: dict[tuple[str, str], Any] = {
     ("post", "/analytics/dashboards"): ("admin", "all"),
     ("get", "/analytics/dashboards/{dashboard_id}"): ("read", "all"),
     ("delete", "/analytics/tenants/{tenant_id}"): ("admin", "path"),
+    ("post", "/analytics/kpis"): ("write", "body"),
+    ("get", "/analytics/kpis"): ("read", "query"),
 }
 SIDECAR_RULES: dict[tuple[str, str], Any] = {
     ("get", "/metrics"): PUBLIC,
@@ -164,6 +166,11 @@ def test_exporter_isolation_matrix(
             )
         if path == "/metrics":
             return client.get(url, params={"tenant": tenant}, headers=headers)
+        if path == "/analytics/kpis":
+            if method == "get":
+                return client.get(url, params={"tenant_id": tenant}, headers=headers)
+            body = {"tenant_id": tenant, "values": [{"name": "iso_kpi", "value": 1}]}
+            return client.post(url, json=body, headers=headers)
         if method in ("post", "put"):
             return client.request(method, url, json={"name": "HighErrors", "bad": 1}, headers=headers)
         return client.request(method, url, headers=headers)
