@@ -30,7 +30,7 @@ from tenantpulse.exporters.exposition import (
     render_exemplar,
     render_families,
 )
-from tenantpulse.exporters.kpis import Kpi, make_spec
+from tenantpulse.exporters.kpis import Kpi, KpiWrite, describe, make_spec, plan_writes
 from tenantpulse.exporters.pseudonym import Pseudonymizer
 from tenantpulse.exporters.sketches import LONGEST, WINDOWS
 from tenantpulse.exporters.store import FAMILIES, TenantState
@@ -396,6 +396,37 @@ class MetricsCollector:
                 kpi.table.add(key, value)
             else:
                 kpi.table.set(key, value)
+
+    def record_kpis(self, tenant: str, writes: Sequence[KpiWrite]) -> list[str]:
+        """Apply a batch of KPI writes (``kpis.plan_writes``) to ``tenant``, all or none (IngestError):
+        planned against the tenant's KPIs and caps and applied under the lock batch ingest takes, so a
+        read never sees half a batch. Returns the names the batch declared."""
+        _tenant(tenant, "tenant")
+        with self._lock:
+            state = self._tenants.get(tenant)
+            new, updates = plan_writes(
+                tenant,
+                state.kpis if state else {},
+                state.series() if state else 0,
+                writes,
+                self.config.max_kpis_per_tenant,
+                self.config.max_series_per_tenant,
+            )
+            state = self._state(tenant)
+            for kpi in new:
+                state.add_kpi(kpi)
+            for kpi, label_key, value, increment in updates:
+                (kpi.table.add if increment else kpi.table.set)(label_key, value)
+        return [kpi.spec.name for kpi in new]
+
+    def describe_kpis(self, tenant: str | None = None) -> dict[str, dict[str, dict[str, Any]]]:
+        """Tenant -> its KPIs (``kpis.describe``), of one tenant or of all (None)."""
+        with self._lock:
+            if tenant is None:
+                states = list(self._tenants.values())
+            else:
+                states = [self._tenants[tenant]] if tenant in self._tenants else []
+            return {s.tenant: describe(s.kpis) for s in states if s.kpis}
 
     # --- reading ------------------------------------------------------------------------------------
 

@@ -11,8 +11,7 @@ Mounted on the exporter app through ``exporters.app.ROUTER_MODULES``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, WithJsonSchema
@@ -25,9 +24,6 @@ from tenantpulse.security.keys import ANY_TENANT
 from tenantpulse.web.auth import Key, check_tenant
 from tenantpulse.web.errors import ERROR_RESPONSES, ApiError, ErrorBody
 from tenantpulse.web.validation import clean_errors
-
-if TYPE_CHECKING:
-    from tenantpulse.exporters.collector import MetricsCollector
 
 router = APIRouter(prefix="/analytics/kpis", tags=["kpis"], responses=ERROR_RESPONSES)
 
@@ -184,7 +180,7 @@ async def record(request: Request, key: Key) -> KpiRecorded:
     state.limiter.acquire(n)
     writes = [kpis.KpiWrite(**v.model_dump()) for v in batch.values]
     try:
-        declared = _record(state.collector, batch.tenant_id, writes)
+        declared = state.collector.record_kpis(batch.tenant_id, writes)
     except IngestError as exc:
         state.limiter.refund(n)
         raise ApiError(exc.status, exc.to_json()["error"], exc.reason, field=exc.field) from None
@@ -210,7 +206,7 @@ def list_kpis(
     check_tenant(key, tenant, "read", "tenant_id")
     rows = [
         KpiOut(tenant_id=t, name=name, **kpi)
-        for t, held in sorted(_described(request.app.state.collector, tenant).items())
+        for t, held in sorted(request.app.state.collector.describe_kpis(tenant).items())
         for name, kpi in sorted(held.items())
     ]
     return KpiList(kpis=rows)
@@ -229,38 +225,3 @@ def _parse(body: bytes, content_type: str | None) -> KpiBatchIn:
         raise ApiError(
             422, "invalid_input", errors[0]["reason"], field=errors[0]["field"], detail=errors
         ) from None
-
-
-# The collector's own lock, as its batch ingest takes it: a batch is planned against the tenant's
-# current KPIs and caps and applied in one step, and a read never sees half a batch.
-
-
-def _record(collector: MetricsCollector, tenant: str, writes: Sequence[kpis.KpiWrite]) -> list[str]:
-    """Apply ``writes`` to ``tenant``'s KPIs, all or none (IngestError); returns the names declared."""
-    with collector._lock:
-        state = collector._tenants.get(tenant)
-        new, updates = kpis.plan_writes(
-            tenant,
-            state.kpis if state else {},
-            state.series() if state else 0,
-            writes,
-            collector.config.max_kpis_per_tenant,
-            collector.config.max_series_per_tenant,
-        )
-        state = collector._state(tenant)
-        for kpi in new:
-            state.add_kpi(kpi)
-        for kpi, label_key, value, increment in updates:
-            (kpi.table.add if increment else kpi.table.set)(label_key, value)
-    return [kpi.spec.name for kpi in new]
-
-
-def _described(collector: MetricsCollector, tenant: str | None) -> dict[str, dict[str, dict[str, Any]]]:
-    """Tenant -> its KPIs (``kpis.describe``), of one tenant or all (None); no sketch estimates, unlike
-    ``snapshot``."""
-    with collector._lock:
-        if tenant is None:
-            states = list(collector._tenants.values())
-        else:
-            states = [collector._tenants[tenant]] if tenant in collector._tenants else []
-        return {s.tenant: kpis.describe(s.kpis) for s in states if s.kpis}

@@ -171,7 +171,7 @@ def test_check_refuses_a_keys_file_without_its_header(
     assert main(["exporter", "--api-keys", str(line), "--check"]) == 2
     assert (
         capsys.readouterr().err
-        == f"tenantpulse exporter: error: {line}: expected a mapping with a 'keys' list\n"
+        == f"tenantpulse exporter: error: {line}: expected a mapping with a 'keys' list (the file starts with a 'keys:' line)\n"
     )
     line.write_text("keys:\n" + line.read_text())
     assert main(["exporter", "--api-keys", str(line), "--check"]) == 0
