@@ -46,8 +46,9 @@ Error messages name the selector by its position in the query (1-based, in readi
 operator of the offending matcher (``tenant=~``), never the matcher's value: position, kind and
 operator are enough to find and fix the selector, while the value is whatever the caller chose to
 send (another tenant's id, a regex probing for ids, kilobytes of text), which would otherwise be
-reflected into error bodies, Grafana panels and logs. Parse errors are the parser's message, cut to
-``MAX_ERROR_TEXT`` characters (the caller's own text, needed to fix it).
+reflected into error bodies, Grafana panels and logs. Parse errors are the parser's message (needed to
+fix the query) with no more of the caller's text than a function name or one character: regexes and
+other quoted fragments are left out, and the message is cut to ``MAX_ERROR_TEXT`` characters.
 """
 
 from __future__ import annotations
@@ -191,8 +192,18 @@ def _parse(query: str, what: str) -> Any:
         raise BadQuery(f"{what}: {_short(str(exc))}") from None
 
 
+_QUOTED = re.compile(r"'([^']*)'")
+_SAFE_FRAGMENT = re.compile(r"^(?:[A-Za-z_][A-Za-z0-9_:]{0,63}|[^A-Za-z0-9\s])$")
+
+
 def _short(text: str) -> str:
+    """The parser's message without the caller's text beyond a name or one character: regexes and
+    other quoted fragments are left out."""
     text = " ".join(text.split())
+    if "illegal regex" in text:
+        return "illegal regular expression in a matcher"
+    text = _QUOTED.sub(lambda m: m.group(0) if _SAFE_FRAGMENT.match(m.group(1)) else "'...'", text)
+    text = text.split(' "', 1)[0] if text.count('"') else text  # a quoted string's start
     return text if len(text) <= MAX_ERROR_TEXT else text[: MAX_ERROR_TEXT - 3] + "..."
 
 

@@ -71,7 +71,9 @@ class KeyRing:
         doc = read_yaml(path, "keys file")
         entries = (doc or {}).get("keys") if isinstance(doc, dict) else None
         if not isinstance(entries, list):
-            raise UsageError(f"{path}: expected a mapping with a 'keys' list (the file starts with a 'keys:' line)")
+            raise UsageError(
+                f"{path}: expected a mapping with a 'keys' list (the file starts with a 'keys:' line)"
+            )
         return cls(_parse_entry(e, i, path) for i, e in enumerate(entries))
 
 

@@ -214,3 +214,13 @@ def test_every_rewrite_parses_in_prometheus(tmp_path: Path) -> None:
     out = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stdout + out.stderr
     assert f"SUCCESS: {len(rules)} rules found" in out.stdout
+
+
+def test_parse_errors_keep_the_callers_text_out() -> None:
+    marker = "ECHO-7f3a-" + "z" * 80
+    for query in (f'x{{a=~"({marker}"}}', f"{marker}(x)", f'x{{a="{marker}"', f'"{marker}'):
+        with pytest.raises(BadQuery) as bad:
+            enforce(query, "t1")
+        assert "ECHO-7f3a" not in bad.value.message and bad.value.message.startswith("query: ")
+    with pytest.raises(BadQuery, match="unknown function with name 'foo'"):
+        enforce("foo(x)", "t1")  # a short name is what the caller needs to find the mistake
