@@ -45,6 +45,7 @@ class ExporterComponent:
         ctx.urls["exporter"] = self.url
         ctx.urls["exporter API docs"] = f"{self.url}/docs"
         ctx.values["exporter_url"] = self.url
+        ctx.values["keys_file"] = self.keys_file  # the gateway serves reads with the same keys
         ctx.scrape_configs.append(
             {"job_name": "tenantpulse-exporter", "static_configs": [{"targets": [f"127.0.0.1:{self.port}"]}]}
         )

@@ -25,18 +25,20 @@ from tenantpulse.conventions import catalog as c
 from tenantpulse.demo.alerting import AlertingComponent
 from tenantpulse.demo.context import TENANTS, Component, DemoContext
 from tenantpulse.demo.exporter import ExporterComponent, TrafficComponent, misbehaviour
+from tenantpulse.demo.gateway import GatewayComponent
 from tenantpulse.demo.prometheus import PrometheusComponent
 from tenantpulse.demo.sidecar import SidecarComponent
 from tenantpulse.kernel.durations import is_prometheus_duration, parse_duration
 from tenantpulse.kernel.errors import UsageError
 
 # The demo's parts, in start order (stopped in reverse). Alerting adds the rule file and Alertmanager
-# target Prometheus starts with; the sidecar needs Prometheus running.
+# target Prometheus starts with; the gateway and the sidecar need Prometheus running.
 COMPONENTS: list[Callable[[], Component]] = [
     ExporterComponent,
     TrafficComponent,
     AlertingComponent,
     PrometheusComponent,
+    GatewayComponent,
     SidecarComponent,
 ]
 
