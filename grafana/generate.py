@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,15 @@ import yaml
 
 from tenantpulse.grafana import custom, provisioning, realtime, render, slo
 from tenantpulse.grafana import spec as s
+
+# What a generated directory holds, so that regenerating removes what is no longer generated (a dashboard
+# dropped from the spec, a tenant no longer listed, the files of the other mode) and nothing else.
+GENERATED = (
+    "dashboards/*.json",
+    "dashboards/*/*.json",
+    "configmaps/*.yaml",
+    "provisioning/*/tenantpulse*.yaml",
+)
 
 
 def dashboards(spec: s.DashboardsSpec) -> dict[str, dict[str, Any]]:
@@ -25,32 +35,41 @@ def dashboards(spec: s.DashboardsSpec) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _yaml(data: Any) -> str:
+def yaml_text(data: Any) -> str:
     return yaml.safe_dump(data, sort_keys=True, default_flow_style=False, width=120)
+
+
+def files(spec: s.DashboardsSpec) -> dict[str, str]:
+    """Path under the output directory -> content, for one Grafana organisation (organisation 1)."""
+    out: dict[str, str] = {}
+    for uid, data in sorted(dashboards(spec).items()):
+        text = render.to_json(data)
+        out[f"dashboards/{uid}.json"] = text
+        out[f"configmaps/{uid}.yaml"] = yaml_text(provisioning.configmap(uid, text, spec.grafana))
+    out["provisioning/datasources/tenantpulse.yaml"] = yaml_text(provisioning.datasources(spec.grafana))
+    out["provisioning/dashboards/tenantpulse.yaml"] = yaml_text(provisioning.dashboard_provider(spec.grafana))
+    return out
+
+
+def replace(out: Path, generated: Mapping[str, str]) -> list[Path]:
+    """Write ``generated`` under ``out`` and remove the generated files it no longer holds (a dashboard
+    dropped from the spec must not linger in Grafana); returns the files written (sorted)."""
+    written = []
+    for name, text in sorted(generated.items()):
+        path = out / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        written.append(path)
+    for pattern in GENERATED:
+        for stale in out.glob(pattern):
+            if stale not in written:
+                stale.unlink()
+    for folder in out.glob("dashboards/*/"):
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+    return sorted(written)
 
 
 def write(spec: s.DashboardsSpec, out: Path) -> list[Path]:
     """Write all outputs under ``out``; returns the files written (sorted)."""
-    written: list[Path] = []
-
-    def put(path: Path, text: str) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-        written.append(path)
-
-    for uid, data in sorted(dashboards(spec).items()):
-        text = render.to_json(data)
-        put(out / "dashboards" / f"{uid}.json", text)
-        put(out / "configmaps" / f"{uid}.yaml", _yaml(provisioning.configmap(uid, text, spec.grafana)))
-    for stale in [*(out / "dashboards").glob("*.json"), *(out / "configmaps").glob("*.yaml")]:
-        if stale not in written:  # a dashboard dropped from the spec must not linger in Grafana
-            stale.unlink()
-    put(
-        out / "provisioning" / "datasources" / "tenantpulse.yaml",
-        _yaml(provisioning.datasources(spec.grafana)),
-    )
-    put(
-        out / "provisioning" / "dashboards" / "tenantpulse.yaml",
-        _yaml(provisioning.dashboard_provider(spec.grafana)),
-    )
-    return sorted(written)
+    return replace(out, files(spec))

@@ -1,7 +1,8 @@
 """Dashboard variables: the Prometheus datasource, the tenant and the forecast horizon.
 
 Panels refer to the datasource through ``${datasource}`` so the same JSON works in any Grafana,
-and to the tenant through ``$tenant`` so one dashboard serves every tenant.
+and to the tenant through ``$tenant`` so one dashboard serves every tenant; in a tenant's own Grafana
+organisation (``grafana.tenants``) the same panels get ``$tenant`` from a hidden constant instead.
 """
 
 from __future__ import annotations
@@ -37,6 +38,19 @@ def tenant_variable(default: str | None = None) -> g.Template:
         default=default,
         refresh=g.REFRESH_ON_TIME_RANGE_CHANGE,
         sort=g.SORT_ALPHA_ASC,
+    )
+
+
+def pinned_tenant_variable(tenant: str) -> g.Template:
+    """``$tenant`` fixed to one tenant and hidden (``hide: 2``): in that tenant's organisation there is
+    nothing to choose, and a query variable would list the tenants it can see."""
+    return g.Template(
+        name=TENANT,
+        label="Tenant",
+        query=tenant,
+        type="constant",
+        default=tenant,
+        hide=g.HIDE_VARIABLE,
     )
 
 

@@ -72,6 +72,14 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         },
         "dashboards": {"datasources": {"enabled": True}},
         "tls": {"secretName": "tp-tls"},
+        "gateway": {
+            "replicas": 3,
+            "networkPolicy": {
+                "enabled": True,
+                "extraFrom": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "thanos-query"}}}],
+            },
+        },
+        "networkPolicy": {"gatewayFrom": [{"namespaceSelector": {"matchLabels": {"team": "grafana"}}}]},
     },
     "existing-secrets": {
         "secret": {"existingSecret": "tp-keys"},
@@ -94,6 +102,23 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         "exporter": {"replicas": 1},
         "dashboards": {"enabled": False},
         "alertmanagerConfig": {"enabled": False},
+        "gateway": {"enabled": False},
+    },
+    "gateway-mimir": {
+        "sidecar": {"enabled": False},
+        "gateway": {
+            "backend": "http://mimir-query-frontend.mimir.svc:8080/prometheus",
+            "backendKind": "mimir",
+            "timeout": "1m",
+            "networkPolicy": {
+                "enabled": True,
+                "prometheusNamespace": "metrics",
+                "prometheusPodSelector": {"matchLabels": {"app.kubernetes.io/component": "query-frontend"}},
+                "prometheusPort": 8080,
+                "prometheusComponents": [],
+            },
+        },
+        "dashboards": {"datasources": {"enabled": True, "gatewayKeyRef": "$__env{TP_GATEWAY_KEY}"}},
     },
 }
 
@@ -291,6 +316,8 @@ def test_selectors_and_references_line_up(scenario: tuple[str, list[dict[str, An
             assert path["backend"]["service"]["port"]["name"] in {p["name"] for p in backend["spec"]["ports"]}
     hooks = of_kind(docs, "Pod")
     for policy in of_kind(docs, "NetworkPolicy"):
+        if policy["metadata"]["namespace"] != NAMESPACE:  # the Prometheus one: test_prometheus_policy_...
+            continue
         assert any(subset(policy["spec"]["podSelector"]["matchLabels"], pod_labels(d)) for d in deployments)
         peers = [p for rule in policy["spec"]["ingress"] for p in rule.get("from", [])]
         if (
@@ -654,18 +681,19 @@ def test_changed_keys_roll_the_pods_that_read_them(chart: helm_python.Chart) -> 
         return dict(found)
 
     before = checksums(SCENARIOS["production"])
-    assert set(before) == {"exporter", "sidecar"}
+    assert set(before) == {"exporter", "sidecar", "gateway"}
     assert before == checksums(SCENARIOS["production"]), (
         "an unchanged release must not roll (generated secrets are read back, not part of the checksum)"
     )
     rotated = copy.deepcopy(SCENARIOS["production"])
     rotated["secret"]["apiKeys"][0]["key"] = "t1-ingest-key-rotated-2026"
     after = checksums(rotated)
-    assert after["exporter"] != before["exporter"] and after["sidecar"] != before["sidecar"]
+    assert all(after[c] != before[c] for c in before)
     # What only the exporter reads rolls only the exporter (a sidecar on an emptyDir would relearn).
     scrape_token = checksums({"exporter": {"metricsAuth": True}})
     assert scrape_token["exporter"] != checksums({})["exporter"]
     assert scrape_token["sidecar"] == checksums({})["sidecar"]
+    assert scrape_token["gateway"] == checksums({})["gateway"], "the scrape token is no key of the gateway"
 
 
 def test_tls_switches_servers_probes_and_scrapes_to_https(chart: helm_python.Chart) -> None:
@@ -722,6 +750,11 @@ BAD_VALUES = [
     ({"exporter": {"auditLog": {"persistence": {"size": "lots"}}}}, "size"),
     ({"exporter": {"auditLog": {"path": "/tmp/a"}}}, "path"),
     ({"tls": {"secret": "tp-tls"}}, "secret"),
+    ({"gateway": {"backendKind": "thanos"}}, "backendKind"),
+    ({"gateway": {"backend": "prometheus:9090"}}, "backend"),
+    ({"gateway": {"maxConcurrentPerTenant": 0}}, "maxConcurrentPerTenant"),
+    ({"gateway": {"networkPolicy": {"prometheusNamespace": "Monitoring"}}}, "prometheusNamespace"),
+    ({"dashboards": {"datasources": {"gatewayKeyRef": "a-plain-key-0123456789"}}}, "gatewayKeyRef"),
 ]
 
 
@@ -747,3 +780,194 @@ def test_hpa_bounds_are_checked(chart: helm_python.Chart) -> None:
         chart.render(
             {"exporter": {"autoscaling": {"enabled": True, "minReplicas": 5, "maxReplicas": 2}}}, name=RELEASE
         )
+
+
+# --- The gateway ----------------------------------------------------------------------------------------
+
+GATEWAY = f"{RELEASE}-tenantpulse-gateway"
+
+
+def namespace_labels(namespace: str) -> dict[str, str]:
+    """The label Kubernetes puts on every namespace, which the policies select namespaces by."""
+    return {"kubernetes.io/metadata.name": namespace}
+
+
+def admits(policy: dict[str, Any], labels: dict[str, str], namespace: str, port: int) -> bool:
+    """Whether an ingress NetworkPolicy lets a pod (labels, namespace) in on ``port`` (numeric ports)."""
+
+    def peer_admits(peer: dict[str, Any]) -> bool:
+        if "ipBlock" in peer:
+            return False
+        if "namespaceSelector" in peer:
+            in_namespace = selects(peer["namespaceSelector"], namespace_labels(namespace))
+        else:
+            in_namespace = namespace == policy["metadata"]["namespace"]
+        return in_namespace and selects(peer.get("podSelector", {}), labels)
+
+    def port_matches(p: dict[str, Any]) -> bool:
+        return p["port"] <= port <= p.get("endPort", p["port"])
+
+    return any(
+        any(port_matches(p) for p in rule.get("ports", [{"port": 1, "endPort": 65535}]))
+        and ("from" not in rule or any(peer_admits(peer) for peer in rule["from"]))
+        for rule in policy["spec"]["ingress"]
+    )
+
+
+def test_gateway_runs_like_the_other_components(chart: helm_python.Chart) -> None:
+    docs = render(chart, {})
+    gateway = one(docs, "Deployment", GATEWAY)
+    spec = gateway["spec"]["template"]["spec"]
+    assert spec["securityContext"]["runAsNonRoot"] and spec["automountServiceAccountToken"] is False
+    box = container(gateway)
+    assert box["securityContext"]["readOnlyRootFilesystem"] and box["securityContext"]["capabilities"] == {
+        "drop": ["ALL"]
+    }
+    assert box["resources"]["requests"] and box["resources"]["limits"]["memory"]
+    assert box["image"] == container(one(docs, "Deployment", f"{RELEASE}-tenantpulse-exporter"))["image"]
+    assert {
+        container(gateway)[p]["httpGet"]["path"] for p in ("startupProbe", "livenessProbe", "readinessProbe")
+    } == {"/healthz"}
+    assert args_of(gateway)[0] == "gateway" and gateway["spec"]["replicas"] == 2
+    assert flag(gateway, "backend") == "http://prometheus-operated.monitoring.svc:9090"
+    assert flag(gateway, "backend-kind") == "prometheus"
+    _, keys = mount_of(gateway, flag(gateway, "keys") or "")
+    assert keys["secret"]["secretName"] == f"{RELEASE}-tenantpulse-keys"
+    service = one(docs, "Service", GATEWAY)
+    assert [p["port"] for p in service["spec"]["ports"]] == [9110]
+    assert subset(service["spec"]["selector"], pod_labels(gateway))
+    backing = [d for d in of_kind(docs, "Deployment") if subset(service["spec"]["selector"], pod_labels(d))]
+    assert backing == [gateway], "the gateway's Service selects the gateway's pods only"
+    monitor = one(docs, "ServiceMonitor", GATEWAY)
+    assert selects(monitor["spec"]["selector"], service["metadata"]["labels"])
+    assert monitor["spec"]["endpoints"][0]["path"] == "/metrics"
+
+    mimir = one(render(chart, SCENARIOS["gateway-mimir"]), "Deployment", GATEWAY)
+    assert flag(mimir, "backend-kind") == "mimir" and flag(mimir, "timeout") == "1m"
+    assert flag(mimir, "backend") == "http://mimir-query-frontend.mimir.svc:8080/prometheus"
+    off = render(chart, SCENARIOS["minimal"])
+    assert not [d for d in off if d["metadata"]["name"].startswith(GATEWAY)]
+    assert "grafana-gateway-key" not in one(off, "Secret", f"{RELEASE}-tenantpulse-keys")["data"]
+
+
+def test_gateway_keys_hold_the_tenants_and_a_grafana_key_of_the_gateway_only(
+    chart: helm_python.Chart, tmp_path: Path
+) -> None:
+    docs = render(chart, SCENARIOS["production"])
+    secret = one(docs, "Secret", f"{RELEASE}-tenantpulse-keys")
+    gateway = keyring_from(secret, "gateway-api-keys.yaml", tmp_path)
+    t1 = gateway.authenticate(PLAIN_KEY)
+    assert t1 is not None and t1.tenant == "t1" and t1.allows("t1", "read") and not t1.allows("t2", "read")
+    grafana_key = base64.b64decode(secret["data"]["grafana-gateway-key"]).decode()
+    assert len(grafana_key) >= 32
+    grafana = gateway.authenticate(grafana_key)
+    assert grafana is not None and grafana.tenant == "*" and grafana.scopes == {"read"}
+    assert grafana.key_id == "grafana-operators"
+    assert keyring_from(secret, "api-keys.yaml", tmp_path).authenticate(grafana_key) is None, (
+        "the Grafana key must grant nothing on the exporter"
+    )
+    assert gateway.authenticate(base64.b64decode(secret["data"]["sidecar-admin-key"]).decode()) is None
+    _, volume = mount_of(one(docs, "Deployment", GATEWAY), "/etc/tenantpulse/keys/api-keys.yaml")
+    assert volume["secret"]["items"] == [{"key": "gateway-api-keys.yaml", "path": "api-keys.yaml"}]
+    existing = one(render(chart, SCENARIOS["existing-secrets"]), "Deployment", GATEWAY)
+    _, volume = mount_of(existing, "/etc/tenantpulse/keys/api-keys.yaml")
+    assert volume["secret"] == {
+        "secretName": "tp-keys",
+        "items": [{"key": "api-keys.yaml", "path": "api-keys.yaml"}],
+    }
+
+
+def test_grafana_datasource_reads_through_the_gateway_with_a_key_reference(chart: helm_python.Chart) -> None:
+    for scenario, reference in (
+        ("production", "$__file{/etc/secrets/tenantpulse-gateway/grafana-key}"),
+        ("gateway-mimir", "$__env{TP_GATEWAY_KEY}"),
+    ):
+        docs = render(chart, SCENARIOS[scenario])
+        cm = one(docs, "ConfigMap", f"{RELEASE}-tenantpulse-datasources")
+        sources = {
+            d["type"]: d for d in yaml.safe_load(cm["data"]["tenantpulse-datasources.yaml"])["datasources"]
+        }
+        prometheus = sources["prometheus"]
+        scheme = "https" if scenario == "production" else "http"
+        assert prometheus["url"] == f"{scheme}://{GATEWAY}.{NAMESPACE}.svc:9110"
+        assert prometheus["basicAuth"] is True
+        assert prometheus["secureJsonData"] == {"basicAuthPassword": reference}
+        assert sources["jaeger"]["url"].startswith("http://jaeger-query")
+    secret = one(render(chart, SCENARIOS["production"]), "Secret", f"{RELEASE}-tenantpulse-keys")
+    key = base64.b64decode(secret["data"]["grafana-gateway-key"]).decode()
+    assert key not in json.dumps(cm), "the ConfigMap holds a reference, never the key"
+    direct = render(chart, {"gateway": {"enabled": False}, "dashboards": {"datasources": {"enabled": True}}})
+    cm = one(direct, "ConfigMap", f"{RELEASE}-tenantpulse-datasources")
+    (prometheus,) = [
+        d
+        for d in yaml.safe_load(cm["data"]["tenantpulse-datasources.yaml"])["datasources"]
+        if d["type"] == "prometheus"
+    ]
+    assert prometheus["url"] == "http://prometheus-operated.monitoring:9090" and "basicAuth" not in prometheus
+
+
+def test_gateway_policy_admits_the_monitoring_namespace_and_the_peers_given(chart: helm_python.Chart) -> None:
+    docs = render(chart, SCENARIOS["production"])
+    policy = one(docs, "NetworkPolicy", GATEWAY)
+    gateway = one(docs, "Deployment", GATEWAY)
+    assert policy["metadata"]["namespace"] == NAMESPACE
+    assert selects(policy["spec"]["podSelector"], pod_labels(gateway))
+    peers = policy["spec"]["ingress"][0]["from"]
+    assert [p["namespaceSelector"] for p in peers] == [
+        {"matchLabels": namespace_labels("monitoring")},
+        {"matchLabels": {"team": "grafana"}},
+    ]
+    assert policy["spec"]["ingress"][0]["ports"] == [{"port": "http", "protocol": "TCP"}]
+
+
+def test_prometheus_policy_lets_only_the_gateway_and_prometheus_readers_query(
+    chart: helm_python.Chart,
+) -> None:
+    docs = render(chart, SCENARIOS["production"])
+    policy = one(docs, "NetworkPolicy", f"{RELEASE}-tenantpulse-prometheus")
+    assert policy["metadata"]["namespace"] == "monitoring", "a policy selects pods of its own namespace"
+    prometheus_pod = {
+        "app.kubernetes.io/name": "prometheus",
+        "prometheus": "kube-prometheus-stack-prometheus",
+    }
+    assert selects(policy["spec"]["podSelector"], prometheus_pod)
+    assert not selects(policy["spec"]["podSelector"], {"app.kubernetes.io/name": "grafana"})
+    ours = {
+        d["metadata"]["labels"]["app.kubernetes.io/component"]: pod_labels(d)
+        for d in of_kind(docs, "Deployment")
+    }
+    readers = [
+        (ours["gateway"], NAMESPACE),
+        (ours["sidecar"], NAMESPACE),  # the sidecar reads Prometheus directly
+        (ours["exporter"], NAMESPACE),  # erasure through the admin API
+        (prometheus_pod, "monitoring"),
+        ({"app.kubernetes.io/name": "alertmanager", "alertmanager": "main"}, "monitoring"),
+        ({"app": "kube-prometheus-stack-operator", "release": "kube-prometheus-stack"}, "monitoring"),
+        ({"app.kubernetes.io/name": "thanos-query"}, "monitoring"),  # gateway.networkPolicy.extraFrom
+    ]
+    for labels, namespace in readers:
+        assert admits(policy, labels, namespace, 9090), (labels, namespace)
+    grafana = {"app.kubernetes.io/name": "grafana", "app.kubernetes.io/instance": "kube-prometheus-stack"}
+    outsiders = [
+        (grafana, "monitoring"),
+        (grafana, NAMESPACE),
+        (ours["gateway"], "other-namespace"),  # the same labels elsewhere are not this release's gateway
+        ({"app.kubernetes.io/name": "alertmanager"}, NAMESPACE),
+    ]
+    for labels, namespace in outsiders:
+        assert not admits(policy, labels, namespace, 9090), (labels, namespace)
+    # Every other port stays as open as before (Thanos sidecar gRPC, config-reloader metrics, ...).
+    assert all(admits(policy, grafana, "monitoring", port) for port in (1, 8080, 9089, 9091, 10901, 65535))
+
+    moved = one(
+        render(chart, SCENARIOS["gateway-mimir"]), "NetworkPolicy", f"{RELEASE}-tenantpulse-prometheus"
+    )
+    assert moved["metadata"]["namespace"] == "metrics"
+    assert selects(moved["spec"]["podSelector"], {"app.kubernetes.io/component": "query-frontend"})
+    assert not admits(moved, grafana, "monitoring", 8080) and admits(moved, grafana, "monitoring", 9090)
+    assert not [p for p in moved["spec"]["ingress"][0]["from"] if "sidecar" in json.dumps(p)], (
+        "no sidecar in this release"
+    )
+    assert not of_kind(render(chart, {}), "NetworkPolicy") or not any(
+        p["metadata"]["name"].endswith("-prometheus") for p in of_kind(render(chart, {}), "NetworkPolicy")
+    ), "off by default: it changes another namespace"

@@ -2,7 +2,8 @@
 the command lines, environment and Secret files the chart renders; a real Prometheus scrapes them with
 the rendered ServiceMonitors (per-tenant ``params``) and evaluates the rendered PrometheusRule; a tenant
 is erased through the rendered exporter from the rendered sidecar and Prometheus, and both audit logs
-verify. Run twice: plain HTTP, and with the chart's TLS (a CA and a certificate made here).
+verify; before that, the rendered gateway answers in front of that Prometheus with the rendered keys. Run
+twice: plain HTTP, and with the chart's TLS (a CA and a certificate made here).
 
 This catches what schema checks cannot: a flag the program no longer accepts, a keys file it cannot
 read, a probe path it does not serve, a per-tenant scrape that leaks another tenant's series, an
@@ -269,6 +270,39 @@ def audit_entries(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def check_gateway(release: Release, prom: Prometheus, http: requests.Session, root: Path) -> None:
+    """The rendered gateway in front of the real Prometheus: its probes answer, a tenant key of the chart's
+    Secret reads its tenant's series only (as bearer or basic auth, as Grafana sends it), the chart's
+    Grafana key reads every series, and no key reads nothing."""
+    gateway = one(release.docs, "Deployment", f"{RELEASE}-tenantpulse-gateway")
+    port = free_port()
+    root.mkdir()
+    args, env = command_line(gateway["spec"]["template"]["spec"], release.secrets, root, port)
+    assert flag(args, "backend") == "http://prometheus-operated.monitoring.svc:9090"
+    grafana_key = base64.b64decode(
+        release.secrets[f"{RELEASE}-tenantpulse-keys"]["grafana-gateway-key"]
+    ).decode()
+    with running(replace_flag(args, "backend", prom.url), env, root) as proc:
+        wait_ready(http, probe_urls(gateway, port), proc, root / "log")
+        url = f"{release.scheme}://127.0.0.1:{port}/api/v1/query"
+
+        def series(query: str, **auth: Any) -> list[dict[str, str]]:
+            r = http.post(url, data={"query": query}, timeout=10, **auth)
+            assert r.status_code == 200, r.text
+            return [row["metric"] for row in r.json()["data"]["result"]]
+
+        bearer = {"headers": {"Authorization": f"Bearer {T1_KEY}"}}
+        assert {m["tenant"] for m in series("count by (tenant) (tenantpulse_events_total)", **bearer)} == {
+            "t1"
+        }
+        assert series("up", **bearer) == [], "series without a tenant label are not the tenant's"
+        assert series("up", auth=("grafana", T1_KEY)) == []
+        assert series("up", headers={"Authorization": f"Bearer {grafana_key}"}), "the Grafana key reads all"
+        refused = http.post(url, data={"query": 'up{tenant="t2"}'}, timeout=10, **bearer)
+        assert refused.status_code == 403, refused.text
+        assert http.post(url, data={"query": "up"}, timeout=10).status_code == 401
+
+
 @pytest.mark.integration
 def test_rendered_pods_run_scrape_per_tenant_and_erase(release: Release, tmp_path: Path) -> None:
     docs = release.docs
@@ -364,6 +398,7 @@ def test_rendered_pods_run_scrape_per_tenant_and_erase(release: Release, tmp_pat
                 assert not prom.query('{tenant="t2"}'), (
                     "the per-tenant ServiceMonitor must carry tenant t1 only"
                 )
+                check_gateway(release, prom, http, tmp_path / "gateway")
 
                 def rules_evaluated() -> bool:
                     groups = requests.get(f"{prom.url}/api/v1/rules", timeout=5).json()["data"]["groups"]

@@ -195,3 +195,8 @@ tlsConfig:
 {{- end }}
 {{- end }}
 {{- end }}
+
+{{/* The gateway's Service URL, as Grafana (and anything in the cluster) reaches it. */}}
+{{- define "tenantpulse.gatewayUrl" -}}
+{{- printf "%s://%s-gateway.%s.svc:%v" (include "tenantpulse.scheme" .) (include "tenantpulse.fullname" .) .Release.Namespace .Values.gateway.service.port }}
+{{- end }}
