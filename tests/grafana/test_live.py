@@ -16,7 +16,9 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import promql_parser
 import pytest
+import requests
 
 from tenantpulse.alert_rules import rules as alert_rules_out
 from tenantpulse.alert_rules import spec as alert_spec
@@ -27,6 +29,7 @@ from tenantpulse.grafana.custom import create_custom_dashboard
 from tenantpulse.grafana.render import to_data
 from tests.grafana.test_structure import EVERY_COMPONENT, EXAMPLE, panels_of
 from tests.support.exporter import Exporter
+from tests.support.gateway import Gateway
 from tests.support.ports import free_port, wait_until
 from tests.support.prometheus import Prometheus
 from tests.support.sidecar import Sidecar
@@ -84,7 +87,7 @@ def seed_once(exporter: Exporter, rng: random.Random) -> None:
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Prometheus, Gateway, dict[str, str]]]:
     work = tmp_path_factory.mktemp("dashboards-live")
     stop = threading.Event()
     with Exporter(work / "exporter", tenants=TENANTS) as exporter:
@@ -111,6 +114,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
             with (
                 Prometheus(work / "prometheus", scrape, rule_files=[str(rule_file)]) as prom,
                 Sidecar(work / "sidecar", prom.url, TENANTS, SIDECAR_ARGS, state=False, port=sidecar_port),
+                Gateway(work / "gateway", prom.url, exporter.keys_file) as gateway,
             ):
                 wait_until(prom.targets_up, timeout=30, what="exporter and sidecar scraped")
                 for metric in (c.EVENTS, c.ANOMALY_UPPER, c.FORECAST_UPPER):
@@ -120,10 +124,15 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
                         timeout=60,
                         what=f"{metric.name} of both tenants in Prometheus",
                     )
-                yield prom
+                yield prom, gateway, exporter.keys
         finally:
             stop.set()
             seeder.join(5)
+
+
+@pytest.fixture(scope="module")
+def live(stack: tuple[Prometheus, Gateway, dict[str, str]]) -> Prometheus:
+    return stack[0]
 
 
 def dashboards_under_test() -> dict[str, dict[str, Any]]:
@@ -182,3 +191,45 @@ def test_tenant_variable_query_lists_the_seeded_tenants(live: Prometheus) -> Non
     metric = tenant_var["query"].removeprefix("label_values(").split(",")[0]
     r = live.query(f"count by ({c.TENANT}) ({metric})")
     assert {row["metric"][c.TENANT] for row in r} >= set(TENANTS)
+
+
+def tenant_scoped(expr: str, tenant: str) -> bool:
+    """Every selector of ``expr`` already names exactly ``tenant`` (as the dashboards' tenant panels do)."""
+    scoped = True
+
+    def visit(node: object) -> None:
+        nonlocal scoped
+        if isinstance(node, promql_parser.VectorSelector):
+            matchers = [(m.name, m.op, m.value) for m in node.matchers.matchers]
+            scoped &= (c.TENANT, promql_parser.MatchOp.Equal, tenant) in matchers
+
+    promql_parser.walk(promql_parser.parse(expr), visit)
+    return scoped
+
+
+def test_every_panel_query_through_the_gateway_equals_the_tenants_direct_answer(
+    stack: tuple[Prometheus, Gateway, dict[str, str]],
+) -> None:
+    """What a tenant's Grafana organisation shows (its datasource is the gateway with its read key, basic
+    auth) is what the operators see for that tenant; panels that read untenanted series (host metrics)
+    answer, empty, and never with another tenant's rows."""
+    prom, gateway, keys = stack
+    at = str(time.time() - 5)  # one evaluation time for both, so sidecar cycles between them do not count
+    compared = unscoped = 0
+    for tenant in TENANTS:
+        for uid, where, expr in targets():
+            query = substitute(expr, tenant)
+            r = gateway.query(keys[f"{tenant}:read"], query, basic=True, time=at)
+            assert r.status_code == 200, (uid, where, r.text)
+            through = sorted(map(repr, r.json()["data"]["result"]))
+            if tenant_scoped(query, tenant):
+                direct = requests.post(
+                    f"{prom.url}/api/v1/query", data={"query": query, "time": at}, timeout=30
+                )
+                assert through == sorted(map(repr, direct.json()["data"]["result"])), (uid, where)
+                compared += 1
+            else:
+                rows = r.json()["data"]["result"]
+                assert {row["metric"].get(c.TENANT, tenant) for row in rows} <= {tenant}, (uid, where)
+                unscoped += 1
+    assert compared >= 100 and compared > 5 * unscoped, (compared, unscoped)
