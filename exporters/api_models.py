@@ -150,4 +150,4 @@ class IngestResult(BaseModel):
 
 
 class Health(BaseModel):
-    status: Literal["ok", "starting"]
+    status: Literal["ok", "starting", "redis_unreachable"]

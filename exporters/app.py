@@ -13,14 +13,15 @@ import contextlib
 import importlib
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Annotated, Any
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import structlog
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from pydantic.json_schema import models_json_schema
+from starlette.concurrency import run_in_threadpool
 
 from tenantpulse.conventions.catalog import TENANT_ID_PATTERN
 from tenantpulse.conventions.exposition import (
@@ -35,6 +36,7 @@ from tenantpulse.exporters.events import IngestError
 from tenantpulse.exporters.exposition import with_process_metrics
 from tenantpulse.exporters.limits import TenantRateLimiter, read_body
 from tenantpulse.exporters.settings import ExporterSettings
+from tenantpulse.exporters.shared_state import SharedStateUnavailable
 from tenantpulse.otel.asgi import instrument_app
 from tenantpulse.otel.exemplars import current_exemplar
 from tenantpulse.otel.tracing import set_attributes
@@ -54,6 +56,8 @@ from tenantpulse.web.install import install
 
 if TYPE_CHECKING:
     from tenantpulse.exporters.collector import CollectorConfig, MetricsCollector
+    from tenantpulse.exporters.redis_limits import RedisRateLimiter
+    from tenantpulse.exporters.redis_state import RedisTenantState
 
 # Modules whose ``router`` is mounted on the exporter app (e.g. "tenantpulse.alert_rules.api"). One line per part.
 ROUTER_MODULES: tuple[str, ...] = (
@@ -65,7 +69,15 @@ ROUTER_MODULES: tuple[str, ...] = (
 
 log = structlog.get_logger("tenantpulse.exporter")
 
-REJECT_REASONS = {403: "forbidden", 413: "too_large", 415: "invalid", 422: "invalid", 429: "rate_limited"}
+REJECT_REASONS = {
+    403: "forbidden",
+    413: "too_large",
+    415: "invalid",
+    422: "invalid",
+    429: "rate_limited",
+    503: "unavailable",
+}
+T = TypeVar("T")
 
 
 def create_app(
@@ -87,6 +99,8 @@ def create_app(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            if app.state.collector.shared is not None:
+                app.state.collector.shared.redis.close()
 
     app = FastAPI(
         title="tenantpulse exporter",
@@ -100,9 +114,9 @@ def create_app(
     if collector is None:
         from tenantpulse.exporters.collector import MetricsCollector
 
-        collector = MetricsCollector(collector_config(settings))
+        collector = MetricsCollector(collector_config(settings), shared=shared_state(settings))
     app.state.collector = collector
-    app.state.limiter = TenantRateLimiter(settings.rate_limit, settings.burst)
+    app.state.limiter = rate_limiter(settings, collector.shared)
     app.state.ready = False
 
     app.state.audit = AuditLog(settings.audit_log) if settings.audit_log else None
@@ -123,6 +137,52 @@ def collector_config(settings: ExporterSettings) -> CollectorConfig:
         max_series_per_tenant=settings.max_series_per_tenant,
         max_event_types_per_tenant=settings.max_event_types_per_tenant,
     )
+
+
+def shared_state(settings: ExporterSettings) -> RedisTenantState | None:
+    """The state shared with other replicas (``--redis-url``), or None: one process, all in memory."""
+    if settings.redis_url is None:
+        return None
+    from tenantpulse.exporters.redis_client import RedisConnection
+    from tenantpulse.exporters.redis_state import RedisTenantState
+
+    return RedisTenantState(
+        RedisConnection(settings.redis_url, settings.redis_cluster),
+        settings.max_event_types_per_tenant,
+        settings.max_series_per_tenant,
+    )
+
+
+def rate_limiter(
+    settings: ExporterSettings, shared: RedisTenantState | None
+) -> TenantRateLimiter | RedisRateLimiter:
+    """Per process in memory, or one bucket per tenant for all replicas in the shared Redis."""
+    if shared is None:
+        return TenantRateLimiter(settings.rate_limit, settings.burst)
+    from tenantpulse.exporters.redis_limits import RedisRateLimiter
+
+    return RedisRateLimiter(shared.redis, settings.rate_limit, settings.burst)
+
+
+async def _off_loop(state: Any, call: Callable[..., T], *args: Any) -> T:
+    """In memory, ``call`` right here (it never waits); with Redis, in a worker thread, so a slow Redis
+    holds up this request and not the event loop (``/metrics``, ``/healthz``)."""
+    if state.collector.shared is None:
+        return call(*args)
+    return await run_in_threadpool(call, *args)
+
+
+def _admit(state: Any, batch: ingest_parsing.ParsedBatch, counts: Counter[str]) -> None:
+    """Take the batch's rate-limit tokens and ingest it; the tokens come back if it is refused."""
+    state.limiter.acquire(counts)
+    try:
+        state.collector.ingest(batch.events, batch.business)
+    except IngestError as exc:
+        state.limiter.refund(counts)
+        raise ApiError(exc.status, exc.to_json()["error"], exc.reason, field=batch.where(exc.field)) from None
+    except SharedStateUnavailable as exc:
+        state.limiter.refund(counts)
+        raise exc.api_error() from None
 
 
 async def _system_metrics_loop(app: FastAPI) -> None:
@@ -201,14 +261,7 @@ async def ingest(request: Request, key: Key) -> IngestResult:
         )
         check_tenants(key, "write", batch.tenant_fields())
         counts = Counter(batch.tenants())
-        state.limiter.acquire(counts)
-        try:
-            state.collector.ingest(batch.events, batch.business)
-        except IngestError as exc:
-            state.limiter.refund(counts)
-            raise ApiError(
-                exc.status, exc.to_json()["error"], exc.reason, field=batch.where(exc.field)
-            ) from None
+        await _off_loop(state, _admit, state, batch, counts)
     except ApiError as exc:
         _count_rejected(state.collector, key, exc.status, batch)
         set_attributes(tenant=key.tenant, result=REJECT_REASONS.get(exc.status, "rejected"))
@@ -238,7 +291,7 @@ async def ingest(request: Request, key: Key) -> IngestResult:
 async def aggregated(
     request: Request, key: Annotated[ApiKey, Depends(require_scope("admin"))]
 ) -> dict[str, Any]:
-    return request.app.state.collector.aggregated()
+    return await _off_loop(request.app.state, request.app.state.collector.aggregated)
 
 
 @router.get(
@@ -259,7 +312,10 @@ async def tenant_metrics(
     collector = request.app.state.collector
     if tenant_id not in collector.tenants():
         raise ApiError(404, "not_found", "no data for this tenant yet", field="tenant_id")
-    return collector.snapshot(tenant_id)
+    try:
+        return await _off_loop(request.app.state, collector.snapshot, tenant_id)
+    except KeyError:  # erased by another replica meanwhile
+        raise ApiError(404, "not_found", "no data for this tenant yet", field="tenant_id") from None
 
 
 @router.get(
@@ -284,7 +340,7 @@ async def metrics(
         key = await authenticate(request, await bearer(request))
         check_tenant(key, tenant, "read", "tenant" if tenant else "Authorization")
     openmetrics = OPENMETRICS_MEDIA_TYPE in request.headers.get("accept", "")
-    body = state.collector.render(tenant=tenant, openmetrics=openmetrics)
+    body = await _off_loop(state, state.collector.render, tenant, openmetrics)
     if tenant is None:  # the process's own process_* metrics, like host metrics, only with all tenants
         body = with_process_metrics(body, openmetrics)
     return Response(body, media_type=OPENMETRICS_CONTENT_TYPE if openmetrics else TEXT_CONTENT_TYPE)
@@ -300,11 +356,20 @@ async def healthz() -> Health:
     response_model=Health,
     tags=["health"],
     summary="Ready to take traffic",
-    responses={503: {"model": Health, "description": "Still starting or shutting down."}},
+    responses={
+        503: {
+            "model": Health,
+            "description": "Still starting or shutting down, or Redis (--redis-url) unreachable.",
+        }
+    },
 )
 async def readyz(request: Request) -> Response:
-    ready = bool(request.app.state.ready)
-    return JSONResponse({"status": "ok" if ready else "starting"}, status_code=200 if ready else 503)
+    if not request.app.state.ready:
+        return JSONResponse({"status": "starting"}, status_code=503)
+    shared = request.app.state.collector.shared
+    if shared is not None and not await run_in_threadpool(shared.redis.ping):
+        return JSONResponse({"status": "redis_unreachable"}, status_code=503)
+    return JSONResponse({"status": "ok"})
 
 
 def _count_rejected(

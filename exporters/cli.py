@@ -84,6 +84,17 @@ def register(root: Any, generate: Any) -> None:
     p.add_argument("--sidecar-url", metavar="URL", help="anomaly sidecar to erase a tenant from too")
     p.add_argument("--sidecar-key-file", metavar="FILE", type=Path, help="admin key for --sidecar-url")
     p.add_argument(
+        "--redis-url",
+        metavar="URL",
+        help="share tenant state with other replicas in Redis: redis://[:password@]host:port/db, rediss:// "
+        "(TLS) or unix:///path (needs --pseudonym-key-file; default: one process, state in memory)",
+    )
+    p.add_argument(
+        "--redis-cluster",
+        action="store_true",
+        help="--redis-url is one node of a Redis Cluster (the client discovers the others)",
+    )
+    p.add_argument(
         "--audit-log",
         metavar="FILE",
         type=Path,
@@ -130,6 +141,8 @@ def settings_from_args(args: argparse.Namespace) -> ExporterSettings:
         sidecar_url=args.sidecar_url,
         sidecar_key_file=args.sidecar_key_file,
         audit_log=audit_log,
+        redis_url=args.redis_url,
+        redis_cluster=args.redis_cluster,
     )
 
 
@@ -151,6 +164,11 @@ def checked(settings: ExporterSettings, args: argparse.Namespace) -> str:
             found.append(f"alerts spec {settings.alerts_spec} (new: the first alert added creates it)")
     if args.tls_cert:
         found.append(f"TLS pair {args.tls_cert}, {args.tls_key}")
+    if settings.redis_url:
+        from tenantpulse.exporters.redis_client import redacted
+
+        kind = "Redis Cluster" if settings.redis_cluster else "Redis"
+        found.append(f"shared state in {kind} {redacted(settings.redis_url)} (not contacted)")
     return "ok: " + ", ".join(found)
 
 

@@ -17,7 +17,7 @@ import time
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tenantpulse.conventions import catalog as c
 from tenantpulse.exporters.events import AppEvent, BusinessFigures, IngestError
@@ -31,11 +31,15 @@ from tenantpulse.exporters.exposition import (
     render_families,
 )
 from tenantpulse.exporters.kpis import Kpi, KpiWrite, describe, make_spec, plan_writes
-from tenantpulse.exporters.pseudonym import Pseudonymizer
+from tenantpulse.exporters.pseudonym import Pseudonymizer, key_id
+from tenantpulse.exporters.shared_state import SharedStateUnavailable, Stale, TenantWork
 from tenantpulse.exporters.sketches import LONGEST, WINDOWS
 from tenantpulse.exporters.store import FAMILIES, TenantState
 from tenantpulse.exporters.system import read_host
 from tenantpulse.otel.exemplars import current_exemplar
+
+if TYPE_CHECKING:
+    from tenantpulse.exporters.redis_state import RedisTenantState
 
 EVENT_TYPE_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,63}$")
 REASON_RE = re.compile(r"^[a-z0-9_]{1,32}$")
@@ -49,6 +53,7 @@ MAX_KPIS = 20
 MAX_DURATION_SECONDS = 31_536_000.0  # one year (duration_ms: 3.1536e10)
 MAX_REVENUE = 1e15  # per business object
 MAX_ACTIVE_USERS = 1e12
+SHARED_ATTEMPTS = 3  # plans of one batch when erasures of its tenants keep coming in between
 DEFAULT_ALLOWLIST = {"*": frozenset(DURATION_FIELDS)}
 
 _LIVE: weakref.WeakSet[MetricsCollector] = weakref.WeakSet()
@@ -111,22 +116,29 @@ def _tenant(value: object, field: str) -> str:
 
 
 class _Reservations:
-    """What a batch being planned would add per tenant (series, event types), checked against caps."""
+    """What a batch being planned would add per tenant (series, event types), checked against caps.
+
+    ``types`` and ``series`` list the additions in batch order with the field each came from: with
+    shared state, the same caps are then checked across replicas (``TenantWork``)."""
 
     def __init__(self, tenants: dict[str, TenantState], config: CollectorConfig) -> None:
         self.tenants = tenants
         self.config = config
         self.added: dict[str, int] = {}
         self.new_types: dict[str, set[str]] = {}
+        self.types: dict[str, list[tuple[str, str]]] = {}
+        self.series: dict[str, list[tuple[str, int, str]]] = {}
 
-    def grow(self, tenant: str, n: int, field: str) -> None:
-        """Reserve ``n`` new series for the batch being planned, or refuse it at the tenant's cap."""
+    def grow(self, tenant: str, n: int, field: str, item: str) -> None:
+        """Reserve ``n`` new series (``item`` names them) for the batch being planned, or refuse it at
+        the tenant's cap."""
         cap = self.config.max_series_per_tenant
         state = self.tenants.get(tenant)
         total = (state.series() if state else 0) + self.added.get(tenant, 0) + n
         if total > cap:
             raise IngestError(field, f"series limit reached ({cap})")
         self.added[tenant] = self.added.get(tenant, 0) + n
+        self.series.setdefault(tenant, []).append((item, n, field))
 
     def check_pair(self, tenant: object, event_type: object, i: int) -> None:
         """First sight of (tenant, event type) in this batch: ids, and the caps if the pair is new."""
@@ -140,15 +152,26 @@ class _Reservations:
         limit = self.config.max_event_types_per_tenant
         if (len(state.events) if state else 0) + len(fresh) >= limit:
             raise IngestError(f"events[{i}].event_type", f"event type limit reached ({limit})")
-        self.grow(tenant_id, 1, f"events[{i}].event_type")
+        self.grow(tenant_id, 1, f"events[{i}].event_type", f"e:{event_type}")
         fresh.add(event_type)
+        self.types.setdefault(tenant_id, []).append((event_type, f"events[{i}].event_type"))
 
 
 class MetricsCollector:
-    """Per-tenant application, business and custom metrics, rendered fast for Prometheus."""
+    """Per-tenant application, business and custom metrics, rendered fast for Prometheus.
 
-    def __init__(self, config: CollectorConfig | None = None) -> None:
+    With ``shared`` (Redis, several replicas) counters stay in memory, each replica's share summed by
+    Prometheus, while unique users, last-value gauges and the caps live in the shared state: a batch is
+    planned here, recorded there (outside the lock), then applied here, so a batch the shared state
+    could not take leaves no trace in memory.
+    """
+
+    def __init__(self, config: CollectorConfig | None = None, shared: RedisTenantState | None = None) -> None:
         self.config = config or CollectorConfig()
+        self.shared = shared
+        self._generations: dict[str, int] = {}  # tenant -> erasure generation last seen in the shared state
+        self._shared_series: dict[str, int] = {}  # tenant -> series in the shared ledger, last read
+        self._redis_up = SeriesTable(c.REDIS_UP, {})
         self._clock = self.config.clock
         self._pseudo = Pseudonymizer(self.config.pseudonym_keys, self.config.current_key(), LONGEST)
         allow = {k: frozenset(v) for k, v in self.config.metadata_allowlist.items()}
@@ -192,11 +215,65 @@ class MetricsCollector:
     # --- batch ingest ------------------------------------------------------------------------------
 
     def ingest(self, events: Sequence[AppEvent], business: Sequence[BusinessFigures] = ()) -> int:
-        """Validate the whole batch, then apply all of it; IngestError (nothing applied) otherwise."""
+        """Validate the whole batch, then apply all of it; IngestError (nothing applied) otherwise, and
+        with shared state SharedStateUnavailable (nothing applied either)."""
+        if self.shared is not None:
+            self._ingest_shared(events, business)
+            return len(events) + len(business)
         with self._lock:
-            plan = self._plan(events, business)
-            self._apply(*plan)
+            counts, durations, users, figures, _ = self._plan(events, business)
+            self._apply(counts, durations, users, figures)
         return len(events) + len(business)
+
+    def _ingest_shared(self, events: Sequence[AppEvent], business: Sequence[BusinessFigures]) -> None:
+        assert self.shared is not None
+        for _ in range(SHARED_ATTEMPTS):
+            with self._lock:
+                counts, durations, users, figures, caps = self._plan(events, business)
+                works = self._works(counts, users, figures, caps)
+                versions = [(key_id(v.key), v.key) for v in self._pseudo.active(self._clock())]
+            for work in works:  # HMAC outside the lock
+                ids = users.get(work.tenant)
+                if ids:
+                    work.users = {kid: Pseudonymizer.digests(key, ids) for kid, key in versions}
+            try:
+                recorded = self.shared.record(works, self._clock())
+            except Stale as exc:
+                with self._lock:
+                    self._drop(exc.tenant, exc.generation)
+                continue
+            with self._lock:
+                for t, (generation, series) in recorded.items():
+                    self._generations[t] = max(generation, self._generations.get(t, generation))
+                    self._shared_series[t] = series
+                self._apply(counts, durations, {}, figures)
+                for t in users:
+                    for w in WINDOWS:
+                        self._state(t).unique.slot(w.label)
+            return
+        raise SharedStateUnavailable("tenants erased again while the batch was planned")
+
+    def _works(
+        self, counts: dict, users: dict[str, set[str]], figures: list, caps: _Reservations
+    ) -> list[TenantWork]:
+        """Each tenant's share of a planned batch for the shared state (users are added after)."""
+        tenants = dict.fromkeys([t for t, _ in counts] + list(users) + [f[0] for f in figures])
+        works = {
+            t: TenantWork(t, self._generations.get(t, -1), caps.types.get(t, []), caps.series.get(t, []))
+            for t in tenants
+        }
+        for t, _, active, conversion in figures:
+            if active is not None:
+                works[t].gauges["active_users"] = active
+            if conversion is not None:
+                works[t].gauges["conversion_rate"] = conversion
+        return list(works.values())
+
+    def _drop(self, tenant: str, generation: int) -> None:
+        """Forget a tenant erased from the shared state by another replica (lock held)."""
+        self._tenants.pop(tenant, None)
+        self._shared_series.pop(tenant, None)
+        self._generations[tenant] = generation
 
     def _plan(self, events: Sequence[AppEvent], business: Sequence[BusinessFigures]) -> tuple:
         """Check everything and group the work; touches no state.
@@ -237,7 +314,7 @@ class MetricsCollector:
                     seen = users[t] = set()
                     state = tenants.get(t)
                     if state is None or state.peek(c.UNIQUE_USERS) is None:
-                        caps.grow(t, len(WINDOWS), f"events[{i}].user_id")
+                        caps.grow(t, len(WINDOWS), f"events[{i}].user_id", "u")
                 seen.add(u)
             md = e.metadata
             if md:
@@ -259,7 +336,9 @@ class MetricsCollector:
                         state = tenants.get(t)
                         hist = state.peek(c.EVENT_DURATION) if state else None
                         if hist is None or et not in hist.index:
-                            caps.grow(t, histogram_series(c.EVENT_DURATION), f"events[{i}].metadata")
+                            caps.grow(
+                                t, histogram_series(c.EVENT_DURATION), f"events[{i}].metadata", f"d:{et}"
+                            )
                     values.append(seconds)
 
         figures: list[tuple[str, float | None, float | None, float | None]] = []
@@ -279,10 +358,10 @@ class MetricsCollector:
                     continue
                 row.append(_number(value, f"business[{i}].{name}", 0.0, high))
                 if (state is None or state.peek(metric) is None) and (t, name) not in new_gauges:
-                    caps.grow(t, 1, f"business[{i}].{name}")
+                    caps.grow(t, 1, f"business[{i}].{name}", f"b:{name}")
                     new_gauges.add((t, name))
             figures.append((t, row[0], row[1], row[2]))
-        return counts, durations, users, figures
+        return counts, durations, users, figures, caps
 
     def _state(self, tenant: str) -> TenantState:
         state = self._tenants.get(tenant)
@@ -440,10 +519,49 @@ class MetricsCollector:
                 state.users.retain(v for v, _ in spans)
                 for label, value in state.users.estimates(spans, now).items():
                     state.unique.set(label, value)
-            state.series_gauge.set((), state.series())
+            state.series_gauge.set((), self._series(state))
+
+    def _series(self, state: TenantState) -> int:
+        """Series checked against the tenant's cap: with shared state, the shared ledger's (all
+        replicas' events, durations, business figures, unique users) plus this replica's KPI series."""
+        shared = self._shared_series.get(state.tenant)
+        if shared is None:
+            return state.series()
+        return shared + sum(len(k.table.index) for k in state.kpis.values())
+
+    def _pull(self, tenant: str | None = None) -> None:
+        """Before a read, the shared values (unique users, gauges, series) into the local tables, and
+        drop tenants erased elsewhere; without Redis the last values stay (``redis_up`` 0)."""
+        if self.shared is None:
+            return
+        with self._lock:
+            names = sorted(self._tenants) if tenant is None else [t for t in (tenant,) if t in self._tenants]
+            now = self._clock()
+            spans = [(key_id(v.key), v.since) for v in self._pseudo.active(now)]
+        try:
+            readings = self.shared.read(names, spans, now)
+        except SharedStateUnavailable:
+            return
+        with self._lock:
+            for t, reading in readings.items():
+                known = self._generations.get(t, reading.generation)
+                if reading.generation > known:
+                    self._drop(t, reading.generation)
+                    continue
+                self._generations[t] = known
+                state = self._tenants.get(t)
+                if state is None:
+                    continue
+                self._shared_series[t] = reading.series
+                if state.peek(c.UNIQUE_USERS) is not None or any(reading.unique.values()):
+                    for label, value in reading.unique.items():
+                        state.unique.set(label, value)
+                for name, value in reading.gauges.items():
+                    (state.active_users if name == "active_users" else state.conversion).set((), value)
 
     def render(self, tenant: str | None = None, openmetrics: bool = False) -> bytes:
         """The /metrics body for all tenants (plus host metrics) or for one tenant."""
+        self._pull(tenant)
         with self._lock:
             if tenant is None:
                 states = list(self._tenants.values())
@@ -460,6 +578,9 @@ class MetricsCollector:
                 tables.setdefault(c.INGEST_REQUEST_DURATION.name, []).append(self._invalid_requests)
                 for table in self._system:
                     tables[table.metric.name] = [table]
+                if self.shared is not None:
+                    self._redis_up.set((), int(self.shared.up))
+                    tables[c.REDIS_UP.name] = [self._redis_up]
             return render_families(FAMILIES, tables, openmetrics)
 
     def tenants(self) -> list[str]:
@@ -468,13 +589,13 @@ class MetricsCollector:
 
     def snapshot(self, tenant: str) -> dict[str, Any]:
         """The tenant's current values as plain JSON data; KeyError if nothing is known about it."""
+        self._pull(tenant)
         with self._lock:
             state = self._tenants[tenant]
             self._refresh([state])
             return self._snapshot(state)
 
-    @staticmethod
-    def _snapshot(state: TenantState) -> dict[str, Any]:
+    def _snapshot(self, state: TenantState) -> dict[str, Any]:
         durations = {}
         # A family's table kind follows its metric type (TenantState._table): the isinstance checks
         # only tell mypy so.
@@ -515,11 +636,12 @@ class MetricsCollector:
             "conversion_rate": value(c.CONVERSION),
             "unique_users": dict(unique.items()) if isinstance(unique, SeriesTable) and unique else {},
             "kpis": kpis,
-            "series": state.series(),
+            "series": self._series(state),
         }
 
     def aggregated(self) -> dict[str, Any]:
         """Sums across tenants (unique users add up: tenants' user sets are pseudonymised apart)."""
+        self._pull()
         with self._lock:
             states = list(self._tenants.values())
             self._refresh(states)
@@ -545,6 +667,7 @@ class MetricsCollector:
         """Erase everything held for the tenant (right to erasure); reports what was removed."""
         with self._lock:
             state = self._tenants.pop(tenant, None)
+            self._shared_series.pop(tenant, None)
         if state is None:
             return {"tenant": tenant, "removed": False, "series": 0, "sketches": 0, "kpis": 0}
         return {
@@ -554,3 +677,14 @@ class MetricsCollector:
             "sketches": state.users.sketch_count(),
             "kpis": len(state.kpis),
         }
+
+    def erase_shared(self, tenant: str) -> dict[str, int] | None:
+        """Erase the tenant from the state the replicas share (None in the embedded default): its keys
+        go, and every replica drops its in-memory copy at its next read or ingest of the tenant.
+        Raises SharedStateUnavailable."""
+        if self.shared is None:
+            return None
+        erased = self.shared.erase(tenant)
+        with self._lock:
+            self._drop(tenant, erased["generation"])
+        return erased

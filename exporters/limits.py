@@ -37,22 +37,9 @@ class TenantRateLimiter:
             available = {t: self._tokens(t, now) for t in counts}
             for tenant, n in counts.items():
                 if n > self.burst:
-                    raise ApiError(
-                        413,
-                        "batch_too_large",
-                        f"{n} events for one tenant exceed the rate-limit burst of {int(self.burst)}; "
-                        "split the batch",
-                        field="events",
-                    )
+                    raise batch_too_large(n, self.burst)
                 if n > available[tenant]:
-                    wait = math.ceil((n - available[tenant]) / self.rate)
-                    raise ApiError(
-                        429,
-                        "rate_limited",
-                        f"the tenant is over its ingest rate of {self.rate:g} events/s; retry in {wait}s",
-                        field="tenant_id",
-                        headers={"Retry-After": str(max(1, wait))},
-                    )
+                    raise rate_limited(self.rate, n - available[tenant])
             for tenant, n in counts.items():
                 self._buckets[tenant] = (available[tenant] - n, now)
 
@@ -66,6 +53,27 @@ class TenantRateLimiter:
     def forget(self, tenant: str) -> None:
         with self._lock:
             self._buckets.pop(tenant, None)
+
+
+def batch_too_large(n: int, burst: float) -> ApiError:
+    return ApiError(
+        413,
+        "batch_too_large",
+        f"{n} events for one tenant exceed the rate-limit burst of {int(burst)}; split the batch",
+        field="events",
+    )
+
+
+def rate_limited(rate: float, missing: float) -> ApiError:
+    """429 with the seconds until ``missing`` more tokens have come in."""
+    wait = math.ceil(missing / rate)
+    return ApiError(
+        429,
+        "rate_limited",
+        f"the tenant is over its ingest rate of {rate:g} events/s; retry in {wait}s",
+        field="tenant_id",
+        headers={"Retry-After": str(max(1, wait))},
+    )
 
 
 async def read_body(request: Request, limit: int) -> bytes:

@@ -48,6 +48,17 @@ class Pseudonymizer:
         return self._versions
 
     @staticmethod
+    def digests(key: bytes, user_ids: Iterable[str]) -> list[bytes]:
+        """The same 64 bits as ``pseudonyms``, as bytes: what the Redis HyperLogLogs are fed."""
+        keyed = hmac.new(key, digestmod=hashlib.sha256)
+        out = []
+        for user_id in user_ids:
+            mac = keyed.copy()
+            mac.update(user_id.encode())
+            out.append(mac.digest()[:8])
+        return out
+
+    @staticmethod
     def pseudonyms(key: bytes, user_ids: Iterable[str]) -> list[int]:
         """64 bits of HMAC-SHA256(key, user_id) each: plenty for HLL, useless to reverse.
 
@@ -60,3 +71,9 @@ class Pseudonymizer:
             mac.update(user_id.encode())
             out.append(int.from_bytes(mac.digest()[:8], "big"))
         return out
+
+
+def key_id(key: bytes) -> str:
+    """A key's name in Redis key names: the same on every replica given the same secret, and different
+    for a different secret under the same version name; it reveals nothing of the key."""
+    return hmac.new(key, b"tenantpulse redis key id", hashlib.sha256).hexdigest()[:12]

@@ -40,6 +40,8 @@ class ExporterSettings:
     sidecar_url: str | None = None  # asked to erase a tenant too (security.erasure)
     sidecar_key_file: Path | None = None  # an admin key for the sidecar, read at each erasure
     audit_log: Path | None = None  # hash-chained audit log of state changes (security.audit_http)
+    redis_url: str | None = None  # state shared by several replicas (exporters.redis_state); None: in memory
+    redis_cluster: bool = False  # redis_url is a seed node of a Redis Cluster
 
     def __post_init__(self) -> None:
         for name in (
@@ -60,6 +62,7 @@ class ExporterSettings:
             raise UsageError("--sidecar-url and --sidecar-key-file go together")
         if self.metrics_auth not in ("none", "required"):
             raise UsageError("--metrics-auth must be 'none' or 'required'")
+        self._check_redis()
         if not self.pseudonym_keys:
             # No key file: a random per-process key. Unique-user sketches live in memory only, so
             # nothing outlives the process that could need the same key again.
@@ -67,6 +70,19 @@ class ExporterSettings:
             object.__setattr__(self, "pseudonym_key_current", "ephemeral")
         if self.pseudonym_key_current not in self.pseudonym_keys:
             raise UsageError(f"pseudonym key {self.pseudonym_key_current!r} is not among the keys given")
+
+    def _check_redis(self) -> None:
+        if self.redis_cluster and not self.redis_url:
+            raise UsageError("--redis-cluster needs --redis-url (any node of the cluster)")
+        if self.redis_url is None:
+            return
+        schemes = ("redis", "rediss") if self.redis_cluster else ("redis", "rediss", "unix")
+        scheme, sep, rest = self.redis_url.partition("://")
+        if not sep or scheme not in schemes or not rest:
+            raise UsageError(f"--redis-url must be a {' or '.join(s + '://...' for s in schemes)} URL")
+        if not self.pseudonym_keys:
+            # A random per-process key would hash one user differently in each replica.
+            raise UsageError("--redis-url needs --pseudonym-key-file: every replica must hash user ids alike")
 
     @property
     def burst(self) -> float:

@@ -32,6 +32,15 @@ WINDOWS: tuple[Window, ...] = (Window("1h", 3600, 12), Window("1d", 86400, 24))
 LONGEST = max(w.seconds for w in WINDOWS)
 
 
+def reading_version(versions: list[tuple[str, float]], window: Window, now: float) -> str | None:
+    """The key version to read ``window`` from: of ``versions`` ((version, since), oldest first), the
+    newest that covers the whole window, else the oldest (None without any)."""
+    if not versions:
+        return None
+    covering = [v for v, since in versions if since <= now - window.seconds]
+    return covering[-1] if covering else versions[0][0]
+
+
 class RollingSketch:
     """A ring of HLL sketches, one per sub-window; ``estimate`` unions the live ones."""
 
@@ -100,12 +109,9 @@ class UniqueUsers:
         """
         out: dict[str, float] = {}
         for window in WINDOWS:
-            fed = [(v, since) for v, since in versions if v in self.by_version]
-            if not fed:
-                continue
-            covering = [v for v, since in fed if since <= now - window.seconds]
-            version = covering[-1] if covering else fed[0][0]
-            out[window.label] = self.by_version[version][window.label].estimate(now)
+            version = reading_version([(v, s) for v, s in versions if v in self.by_version], window, now)
+            if version is not None:
+                out[window.label] = self.by_version[version][window.label].estimate(now)
         return out
 
     def sketch_count(self) -> int:

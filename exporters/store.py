@@ -26,6 +26,7 @@ FAMILIES: tuple[c.Metric, ...] = (
     c.TENANT_SERIES,
     c.SYSTEM_CPU,
     c.SYSTEM_MEMORY,
+    c.REDIS_UP,
 )
 
 

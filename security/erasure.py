@@ -2,7 +2,10 @@
 
 Removes the tenant from every place the bundle keeps it and answers what was removed where:
 
-1. the exporter's collector (series, sketches, KPIs) and its rate-limit bucket;
+1. the exporter's collector (series, sketches, KPIs) and its rate-limit bucket; with ``--redis-url``,
+   also the state the exporter replicas share (place ``redis``: the tenant's keys, deleted in one call,
+   and its erasure generation raised, so every other replica drops its in-memory copy at its next
+   scrape or ingest of the tenant, before Prometheus scrapes it again);
 2. Prometheus (``--prometheus-url``), when its admin API is on: ``delete_series`` + ``clean_tombstones``;
 3. the anomaly sidecar (``--sidecar-url`` with ``--sidecar-key-file``, an admin key for the sidecar):
    its models, outputs and state file;
@@ -34,6 +37,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from tenantpulse.conventions.catalog import NAMESPACE, TENANT, TENANT_ID_PATTERN
+from tenantpulse.exporters.shared_state import SharedStateUnavailable
 from tenantpulse.kernel.durations import parse_duration
 from tenantpulse.kernel.errors import UsageError
 from tenantpulse.security.keys import ApiKey
@@ -66,12 +70,18 @@ class PlaceReport(BaseModel):
 class ErasureReport(BaseModel):
     tenant_id: str
     complete: bool = Field(
-        description="True only when the exporter, Prometheus and the sidecar were all erased."
+        description="True only when the exporter, Prometheus and the sidecar (and Redis, with --redis-url) "
+        "were all erased."
     )
     pending: list[str] = Field(description="The places not erased (see their reason and hint).")
     exporter: PlaceReport
     prometheus: PlaceReport
     sidecar: PlaceReport
+    redis: PlaceReport | None = Field(
+        default=None,
+        description="The state the exporter replicas share (--redis-url): unique users, caps, rate-limit "
+        "buckets. Null in the embedded default, where the exporter place holds everything.",
+    )
 
 
 @router.delete(
@@ -108,9 +118,15 @@ def erase(
     removed = collector.remove_tenant(tenant)
     limiter.forget(tenant)
     exporter = PlaceReport(status="removed" if removed["removed"] else "nothing_held", detail=removed)
+    shared = delete_from_shared_state(collector, tenant)
     prometheus = delete_from_prometheus(prometheus_url, tenant)
     sidecar = delete_from_sidecar(sidecar_url, sidecar_key_file, tenant)
-    vanished = removed["removed"] or sidecar.status == "removed" or bool(_get(prometheus.detail, "series"))
+    vanished = (
+        removed["removed"]
+        or sidecar.status == "removed"
+        or (shared is not None and shared.status == "removed")
+        or bool(_get(prometheus.detail, "series"))
+    )
     if prometheus.status == "removed" and vanished:
         # Each target's next scrape (and each rule group's next evaluation) writes staleness markers
         # for the series that vanished, which would keep the tenant's label sets in the TSDB.
@@ -125,8 +141,21 @@ def erase(
         if isinstance(exposed, list) and exposed and prometheus.status == "removed":
             prometheus = _exposed_elsewhere(prometheus, exposed, tenant)
     places = {"exporter": exporter, "prometheus": prometheus, "sidecar": sidecar}
+    if shared is not None:
+        places["redis"] = shared
     pending = [name for name, place in places.items() if place.status not in ERASED]
     return ErasureReport(tenant_id=tenant, complete=not pending, pending=pending, **places)
+
+
+def delete_from_shared_state(collector: Any, tenant: str) -> PlaceReport | None:
+    """The tenant's keys in the Redis the exporter replicas share; None without ``--redis-url``."""
+    try:
+        erased = collector.erase_shared(tenant)
+    except SharedStateUnavailable:
+        return _failed("Redis unreachable: the replicas' shared state still holds the tenant")
+    if erased is None:
+        return None
+    return PlaceReport(status="removed" if erased["keys"] else "nothing_held", detail=erased)
 
 
 def delete_from_prometheus(url: str | None, tenant: str) -> PlaceReport:

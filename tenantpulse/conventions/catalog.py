@@ -201,6 +201,14 @@ SYSTEM_MEMORY = Metric(
     (),
 )
 
+REDIS_UP = Metric(
+    "tenantpulse_exporter_redis_up",
+    "gauge",
+    "",
+    "1 while the exporter reaches the state its replicas share (Redis), 0 since a call failed; only with --redis-url.",
+    (),
+)
+
 # --- Anomaly sidecar output -----------------------------------------------------------------------
 
 ANOMALY_SCORE = Metric(

@@ -19,6 +19,12 @@ Usage::
 
 Keys are plain in the keys file (development form); ``ex.keys_file`` is its path.
 
+Several replicas sharing one Redis, the same keys and pseudonym key, behind a round-robin client::
+
+    with Replicas(tmp_path, 3, redis_url=server.url, extra_args=["--rate-limit", "1e9"]) as rs:
+        rs.post({"events": [...]}, key="t1")   # to t1's next replica in turn; returns the response
+        rs.metrics()                             # every replica's /metrics, in order
+
 In-process (no subprocess; for unit tests of routers)::
 
     client, keys = app_client(tmp_path, rate_limit=100.0)   # fastapi TestClient, lifespan started
@@ -48,16 +54,19 @@ from tests.support.shared import REPO
 DEFAULT_TENANTS = ("t1", "t2", "t3")
 
 
-def write_keys_file(path: Path, tenants: Sequence[str]) -> dict[str, str]:
-    """A keys file with, per tenant, a read+write, a read-only and a write-only key, plus an admin key."""
+def write_keys_file(
+    path: Path, tenants: Sequence[str], reuse: dict[str, str] | None = None
+) -> dict[str, str]:
+    """A keys file with, per tenant, a read+write, a read-only and a write-only key, plus an admin key
+    (new random keys, or those of ``reuse``: replicas that take the same keys)."""
     keys: dict[str, str] = {}
     entries: list[dict[str, Any]] = []
     for tenant in tenants:
         for suffix, scopes in (("", ["write", "read"]), (":read", ["read"]), (":write", ["write"])):
             name = tenant + suffix
-            keys[name] = f"test-{name.replace(':', '-')}-{secrets.token_hex(8)}"
+            keys[name] = (reuse or {}).get(name) or f"test-{name.replace(':', '-')}-{secrets.token_hex(8)}"
             entries.append({"key": keys[name], "tenant": tenant, "scopes": scopes, "id": name})
-    keys["admin"] = f"test-admin-{secrets.token_hex(8)}"
+    keys["admin"] = (reuse or {}).get("admin") or f"test-admin-{secrets.token_hex(8)}"
     entries.append({"key": keys["admin"], "tenant": "*", "scopes": ["admin"], "id": "admin"})
     path.write_text(yaml.safe_dump({"keys": entries}))
     return keys
@@ -71,12 +80,13 @@ class Exporter:
         workdir: Path,
         tenants: Sequence[str] = DEFAULT_TENANTS,
         extra_args: Sequence[str] = (),
+        keys: dict[str, str] | None = None,
     ) -> None:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.tenants = tuple(tenants)
         self.keys_file = self.workdir / "exporter-keys.yaml"
-        self.keys = write_keys_file(self.keys_file, self.tenants)
+        self.keys = write_keys_file(self.keys_file, self.tenants, keys)
         self.port = free_port()
         self.target = f"127.0.0.1:{self.port}"
         self.url = f"http://{self.target}"
@@ -144,6 +154,81 @@ class Exporter:
             if isinstance(doc, dict):
                 out.append(doc)
         return out
+
+
+def write_pseudonym_key_file(path: Path, secret: str) -> Path:
+    """A pseudonym key file with one key (``v1``): what every replica sharing a Redis must be given."""
+    path.write_text(yaml.safe_dump({"current": "v1", "keys": {"v1": secret}}))
+    return path
+
+
+class Replicas:
+    """``n`` exporters sharing ``redis_url`` (with ``--redis-cluster`` if ``cluster``), one API keys file's
+    keys and one pseudonym key; ``post`` sends each key's requests to each replica in turn (so every
+    tenant's traffic is spread over all of them, whatever order the tenants come in)."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        n: int,
+        redis_url: str,
+        cluster: bool = False,
+        tenants: Sequence[str] = DEFAULT_TENANTS,
+        extra_args: Sequence[str] = (),
+        pseudonym_secret: str = "replicas-share-this-pseudonym-key",
+    ) -> None:
+        workdir = Path(workdir)
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.pseudonym_key = pseudonym_secret.encode()
+        pk = write_pseudonym_key_file(workdir / "pseudonym-keys.yaml", pseudonym_secret)
+        args = [
+            "--redis-url",
+            redis_url,
+            *(["--redis-cluster"] if cluster else []),
+            "--pseudonym-key-file",
+            str(pk),
+        ]
+        self.replicas: list[Exporter] = []
+        for i in range(n):
+            keys = self.replicas[0].keys if self.replicas else None
+            self.replicas.append(Exporter(workdir / f"replica{i}", tenants, [*args, *extra_args], keys=keys))
+        self.keys = self.replicas[0].keys
+        self._next: dict[str, int] = {}
+        self._sessions = [requests.Session() for _ in self.replicas]
+
+    def start(self) -> Replicas:
+        try:
+            for replica in self.replicas:
+                replica.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        for replica in self.replicas:
+            replica.stop()
+        for session in self._sessions:
+            session.close()
+
+    def __enter__(self) -> Replicas:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def post(self, body: dict[str, Any], key: str) -> requests.Response:
+        """POST to the key's next replica in turn (not thread-safe: one posting thread)."""
+        i = self._next.get(key, 0)
+        self._next[key] = (i + 1) % len(self.replicas)
+        url = f"{self.replicas[i].url}/analytics/metrics"
+        return self._sessions[i].post(url, json=body, headers=self.replicas[i].auth(key), timeout=30)
+
+    def metrics(self) -> list[str]:
+        return [r.metrics() for r in self.replicas]
+
+    def scrape_config(self, job: str = "tenantpulse") -> dict[str, Any]:
+        return {"job_name": job, "static_configs": [{"targets": [r.target for r in self.replicas]}]}
 
 
 def sample_value(exposition: str, name: str, **labels: str) -> float | None:
