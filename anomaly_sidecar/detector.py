@@ -16,13 +16,16 @@ last ones (a cron job, whatever its period) is routine, not news. When the fast 
 agree, their evidence adds up; after an alarm, nothing smaller is news for a while. On a series that
 idles at zero and bursts, a burst is judged against the usual burst, not against the idle spread. A new
 record (a value beyond every value seen so far, by 5% of that range) that is also a clear deviation is
-news in itself and scores 1, even on a series whose routine spikes have taught the calibration to shrug;
-so does a confirmed level shift that holds its new level, once per episode, on a series that rarely
-shifts (a step smeared by rate() is otherwise a string of near misses).
+news in itself and scores at least 0.85 (a `high` alarm; calm noise sets records too), even on a series
+whose routine spikes have taught the calibration to shrug; a confirmed level shift that holds its new
+level scores 1, once per episode, on a series that rarely shifts (a step smeared by rate() is otherwise
+a string of near misses). Each rule stays because removing it lowers the cross-validated NAB score
+(benchmarks/nab_cv.py; docs/anomaly-model.md has the ablations). Expected value and band are clipped to
+the series's domain when one is set (``set_domain``).
 
 Everything is vectorised across series: ``update`` does a fixed number of numpy operations whatever the
-number of series. Memory per series: 42 float64 scalars + (144 + 168) float32 bins + 3 x 8 float32
-recent large surprises = 1,680 bytes.
+number of series. Memory per series: 44 float64 scalars + (144 + 168) float32 bins + 3 x 8 float32
+recent large surprises = 1,696 bytes.
 """
 
 from __future__ import annotations
@@ -40,8 +43,11 @@ DAY = 86_400.0
 WEEK = 7 * DAY
 
 # The score is a monotone map of the Gaussian tail p of the calibrated deviation:
-# s = 1 - exp(log10(p) / SCORE_DECADES), so 0.5 <-> p = 1e-8.3, 0.8 <-> 1e-19.3, 0.9 <-> 1e-27.6.
-# (p is a ranking device on the heavy-tailed deviations, not a literal false-alarm rate.)
+# s = 1 - exp(log10(p) / SCORE_DECADES), so 0.5 <-> p = 1e-9.7, 0.8 <-> 1e-22.5, 0.9 <-> 1e-32.2.
+# (p is a ranking device on the heavy-tailed deviations, not a literal false-alarm rate.) The scale is
+# set on calm noise: at medium (0.9) at most 5 samples in 100,000 (benchmarks/nab_cv.py ``calm_rate``;
+# 12 decades gave 9 to 30). NAB's scores do not depend on it (NAB picks its own threshold: about 0.84
+# for the standard profile, 0.85 for reward_low_FP).
 SCORE_DECADES = 14.0
 
 # Numerical floors and start-up rules of ``update`` (the model's tunable constants are in ``Params``).
@@ -172,12 +178,14 @@ class Params:
     season_gain: float = 0.9  # a seasonal model must cut the squared error by 10% to be chosen
     # A new record (beyond every value seen, by record_tol of the range seen, as the "spatial anomaly"
     # of Numenta's NAB detector) that is also a clear deviation (calibrated deviation >= record_z, so
-    # the record of a trend the model follows is not news) scores record_score, the top, once the
-    # range rests on record_after samples of history.
+    # the record of a trend the model follows is not news) scores at least record_score once the
+    # range rests on record_after samples of history: above the high preset, below medium. Records are
+    # worth +14 cross-validated NAB points, but calm noise sets records too (at 1.0 they were half of
+    # its medium alarms): on its own a record is a `high` alarm; at medium the score must say so too.
     record_tol: float = 0.05
     record_z: float = 6.0
     record_after: float = 200.0
-    record_score: float = 1.0
+    record_score: float = 0.85
     # ... and it must be at least record_raw spreads from the expected value: the maxima of skewed,
     # discrete noise (an error ratio of a few events per rate window) are records of the series too.
     record_raw: float = 4.0
@@ -225,8 +233,8 @@ class Params:
     # Agreement of the fast view (spike / shift, after its suppression) and the slow view (after its
     # own): when both see something, the weaker adds w_agree of itself to the stronger, so a moment
     # where each view alone is a near miss (a burst that is also a slow level change) is news. The
-    # score divides the total by agree_scale so that NAB's standard profile still picks about the
-    # medium preset; the price is that an event seen by one view alone needs 1.2x the deviation.
+    # score divides the total by agree_scale; the price is that an event seen by one view alone needs
+    # 1.2x the deviation.
     w_agree: float = 0.75
     agree_scale: float = 1.2
     # One alarm per episode, at the alarm level: once the series has alarmed (shown news reaching
@@ -237,7 +245,10 @@ class Params:
     al_supp: float = 1.0
     al_decay: float = 0.99
     al_floor: float = 3.0
-    al_fire: float = 11.0
+    # al_fire is the shown deviation of the medium preset (11.9 at SCORE_DECADES = 14): an alarm the
+    # episode memory counts is one a medium alert sees. Lower, a ramp that stayed below medium muted
+    # the level-shift rule that would have reported it (a smeared 15x error step: 28% missed at 11).
+    al_fire: float = 12.0
     # Spread floor on intermittent series (zeros with bursts): the spread is at least floor_rel x the
     # long-run mean |residual| (rate alpha_slow, bursts included, each capped at peak_cap spreads), so
     # a burst after a quiet stretch is not a 1e16-sigma event each time.

@@ -1,4 +1,5 @@
-"""Run every benchmark (``python -m benchmarks``) or the ones named (``python -m benchmarks exposition``)."""
+"""Run every benchmark (``python -m benchmarks``) or the ones named (``python -m benchmarks exposition``);
+``python -m benchmarks nab-cv [options]`` runs the cross-validated NAB score (benchmarks/nab_cv.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ import benchmarks
 
 
 def main(names: list[str]) -> None:
+    if names[:1] == ["nab-cv"]:  # the cross-validated NAB score; its options follow (--help)
+        importlib.import_module("benchmarks.nab_cv").main(names[1:])
+        return
     found = sorted(m.name for m in pkgutil.iter_modules(benchmarks.__path__) if m.name.startswith("bench_"))
     chosen = [m for m in found if not names or m.removeprefix("bench_") in names]
     for name in chosen:

@@ -1,7 +1,8 @@
 """Alarm thresholds on the anomaly score, by sensitivity preset: what the sidecar, alert specs and dashboards share.
 
-medium is about the threshold NAB's standard profile picks for the detector (``benchmarks/bench_nab.py``);
-high alarms earlier and more often, low only on the clearest cases.
+NAB's standard profile picks about 0.84 for the detector (``benchmarks/bench_nab.py``), nearest high;
+medium is stricter, so that calm series cross it at most a few times per 100,000 samples (a new record
+alone reaches high, not medium); low alarms only on the clearest cases.
 """
 
 from __future__ import annotations

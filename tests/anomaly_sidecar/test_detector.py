@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -195,9 +197,12 @@ def test_one_absurd_value_does_not_blind_the_detector() -> None:
     assert alarms[later, 0]
 
 
-def test_new_record_with_a_clear_deviation_scores_the_top() -> None:
-    """A dip below every value seen scores 1 even on a series whose usual spikes (of varying size, so
-    not routine) mute its z-score; without the record rule it scores less than the top."""
+def test_new_record_with_a_clear_deviation_scores_above_high() -> None:
+    """A dip below every value seen scores at least ``record_score`` (above the high preset, below
+    medium: calm noise sets records too) even on a series whose usual spikes (of varying size, so not
+    routine) mute its z-score; without the record rule it scores less, here in three series of four
+    (in the fourth the score itself is above medium)."""
+    lifted = 0
     for seed in (5, 6, 7, 8):
         rng = np.random.default_rng(seed)
         x = rng.normal(0, 1, 700)
@@ -208,12 +213,14 @@ def test_new_record_with_a_clear_deviation_scores_the_top() -> None:
         for name, params in {"records": None, "no records": Params(record_z=np.inf)}.items():
             bank = DetectorBank(warmup=100, params=params)
             scores[name], _ = run(bank, bank.add(1), t, x[:, None])
-        assert scores["records"][-1, 0] == 1.0
-        assert scores["no records"][-1, 0] < 1.0
+        assert scores["records"][-1, 0] >= Params().record_score > SENSITIVITY["high"]
+        assert scores["records"][-1, 0] >= scores["no records"][-1, 0]
+        lifted += scores["records"][-1, 0] > scores["no records"][-1, 0]
+    assert Params().record_score < SENSITIVITY["medium"] and lifted >= 3
 
 
 def test_record_must_clear_the_range_by_a_margin() -> None:
-    """Noise sets a new high now and then: only one beyond the range seen by 5% of it scores 1."""
+    """Noise sets a new high now and then: only one beyond the range seen by 5% of it is a record."""
     x = np.random.default_rng(6).normal(0, 1, 600)
     t = np.arange(x.size + 1) * STEP
     last = {}
@@ -222,7 +229,7 @@ def test_record_must_clear_the_range_by_a_margin() -> None:
         scores, _ = run(bank, bank.add(1), t, np.append(x, value)[:, None])
         last[name] = scores[-1, 0]
     assert last["slight"] < SENSITIVITY["high"]
-    assert last["clear"] == 1.0
+    assert last["clear"] >= Params().record_score
 
 
 def test_a_day_long_drop_the_fast_models_absorb_is_found_by_the_slow_view() -> None:
@@ -239,12 +246,13 @@ def test_a_day_long_drop_the_fast_models_absorb_is_found_by_the_slow_view() -> N
             scores, alarms = run(bank, idx, t, x)
             assert not alarms[: 8 * DAY_STEPS].any()
             peaks[name] = scores[8 * DAY_STEPS : 9 * DAY_STEPS].max()
-        assert peaks["slow view"] >= SENSITIVITY["medium"] > peaks["fast only"]
+        assert peaks["slow view"] >= SENSITIVITY["high"] > peaks["fast only"]
 
 
 def test_a_spike_at_its_usual_interval_is_routine_one_off_schedule_is_news() -> None:
     """A cron-like spike once a day, +-15 minutes: from the fourth day on it is routine (the interval and
-    the size have repeated); the same spike at another time of day still alarms. The slow view is off
+    the size have repeated); the same spike at another time of day still reaches high (spikes of that
+    size are usual on this series: its calibration keeps them below medium). The slow view is off
     here so that only the recurrence rule is under test."""
     for seed in (1, 2, 3):
         rng = np.random.default_rng(seed)
@@ -259,9 +267,9 @@ def test_a_spike_at_its_usual_interval_is_routine_one_off_schedule_is_news() -> 
         for name, params in {"rule": Params(w_slow=0.0), "no rule": Params(w_slow=0.0, rt_keep=1.0)}.items():
             bank = DetectorBank(warmup=DAY_STEPS, params=params)
             idx = bank.add(1)
-            alarms[name] = run(bank, idx, t, x[:, None])[1][:, 0]
-        assert alarms["no rule"][cron[3:]].all() and not alarms["rule"][cron[3:]].any()
-        assert alarms["rule"][off_schedule]
+            alarms[name] = run(bank, idx, t, x[:, None])[0][:, 0]
+        assert (alarms["no rule"][cron[3:]] >= 0.75).all() and (alarms["rule"][cron[3:]] < 0.1).all()
+        assert alarms["rule"][off_schedule] >= SENSITIVITY["high"]
 
 
 def test_bursts_from_zero_are_judged_against_the_usual_burst() -> None:
@@ -324,14 +332,17 @@ def test_a_bin_sampled_many_times_per_visit_averages_them() -> None:
 def test_records_of_discrete_noise_rarely_alarm() -> None:
     """An error ratio of a few events per rate window is skewed and discrete: its maxima are records of
     the series. A record must also be 4 spreads from the expected value; without that rule this calm
-    series alarmed about 1 sample in 1,000 between samples 200 and 1,000, with it under 1 in 2,000."""
+    series alarms about 1 sample in 1,000 at high between samples 200 and 1,000, with it about half as
+    often; at medium (which a record alone no longer reaches) under 1 in 20,000."""
     x = error_ratio(np.random.default_rng(5), 1000, 10**9, 100)
     t = 1.764e9 + 15.0 * np.arange(len(x))
     rates = {}
     for name, params in {"rule": Params(), "no rule": Params(record_raw=0.0)}.items():
-        bank = DetectorBank(warmup=80, params=params)
+        bank = DetectorBank("high", warmup=80, params=params)
         rates[name] = run(bank, bank.add(100), t, x)[1][200:].mean()
-    assert rates["rule"] < 1 / 2000 < rates["no rule"]
+    assert rates["rule"] < 0.6 * rates["no rule"]
+    medium = DetectorBank(warmup=80)
+    assert run(medium, medium.add(100), t, x)[1][200:].mean() < 1 / 20_000
 
 
 def test_level_shifts_are_routine_on_a_series_that_switches_levels() -> None:
@@ -370,3 +381,26 @@ def test_a_decaying_burst_is_not_a_level_shift() -> None:
             top[name, kind] = (scores[503:515] == 1.0).any()
     assert top["no hold", "burst"] and not top["hold", "burst"]
     assert top["hold", "step"] and top["no hold", "step"]
+
+
+def test_a_clock_that_steps_back_or_repeats_neither_crashes_nor_looks_ahead() -> None:
+    """A daylight-saving hour repeated, a repeated timestamp, a sample stamped before the first one:
+    no warning (no division by a negative age), finite scores, and the scores before a later change
+    are the same whatever follows (online)."""
+    t0 = 1.764e9
+    t = t0 + STEP * np.arange(3 * DAY_STEPS)
+    t[DAY_STEPS:] -= 3600.0  # the clock steps back an hour
+    t[DAY_STEPS + 100] = t[DAY_STEPS + 99]  # and repeats
+    t[2 * DAY_STEPS] = t0 - 2 * 86_400.0  # and jumps to before the first sample
+    x = seasonal(len(t), seed=9)[1]
+    y = x.copy()
+    y[2 * DAY_STEPS + 50 :] += 40.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        bank = DetectorBank(warmup=DAY_STEPS)
+        a = run(bank, bank.add(1), t, x)[0]
+        bank = DetectorBank(warmup=DAY_STEPS)
+        b, alarms = run(bank, bank.add(1), t, y)
+    assert np.isfinite(a).all() and np.isfinite(b).all()
+    np.testing.assert_array_equal(a[: 2 * DAY_STEPS + 50], b[: 2 * DAY_STEPS + 50])
+    assert alarms[2 * DAY_STEPS + 50 : 2 * DAY_STEPS + 53].any()

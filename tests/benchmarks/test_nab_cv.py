@@ -36,7 +36,7 @@ def test_folds_are_by_file_and_stratified_by_category(seed: int) -> None:
 
 def test_a_perfect_detector_scores_100_cross_validated_and_a_noisy_one_less_than_in_sample() -> None:
     files = fake_files()
-    perfect = [np.where(np.arange(1000) == 500, 1.0, 0.0) for _ in files]
+    perfect = [np.where(np.arange(1000) == 500, float(bool(f.windows)), 0.0) for f in files]
     fig = cross_validated(files, [perfect], 3, 2)
     assert fig.cv["standard"] == pytest.approx(100.0) and fig.in_sample["standard"] == pytest.approx(100.0)
     rng = np.random.default_rng(0)
@@ -50,7 +50,7 @@ def test_choosing_among_candidates_is_cross_validated_too() -> None:
     """A candidate that is perfect on some files and useless on the others is picked on the training
     folds; the held-out fold pays when it was picked for the wrong files."""
     files = fake_files()
-    good = [np.where(np.arange(1000) == 500, 1.0, 0.0) for _ in files]
+    good = [np.where(np.arange(1000) == 500, float(bool(f.windows)), 0.0) for f in files]
     half = [g if i % 2 else np.zeros(1000) for i, g in enumerate(good)]
     both = cross_validated(files, [half, good], 3, 2)
     assert both.cv["standard"] == pytest.approx(100.0)  # the good one wins in every fold

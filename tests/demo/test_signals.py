@@ -22,7 +22,7 @@ from tests.support.shared import REPO
 
 pytestmark = pytest.mark.integration
 
-CHILDREN = 4  # exporter, Alertmanager, Prometheus, sidecar
+CHILDREN = 5  # exporter, Alertmanager, Prometheus, query gateway, sidecar
 
 
 class Demo:
