@@ -186,7 +186,13 @@ def test_probes_answer_while_abandoned_ml_calls_hang(tmp_path: Path) -> None:
     world = SlowWorld(TENANTS)
     with (
         FakePrometheusApi(world.answer) as fake,
-        Sidecar(tmp_path, fake.url, extra_args=["--indicators", "request_rate,error_rate"]) as sidecar,
+        # A query timeout past the hang: the reader's read-timeout retries would otherwise send a hung
+        # call's query again, and the count below is of queries the ML calls keep hanging at once.
+        Sidecar(
+            tmp_path,
+            fake.url,
+            extra_args=["--indicators", "request_rate,error_rate", "--query-timeout", "60s"],
+        ) as sidecar,
     ):
         world.slow.set()
         body = {"indicator": "request_rate", "horizon": "1m", "history": "5m", "step": "5s"}
