@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import importlib
+import json
+import re
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -88,6 +91,13 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         task = asyncio.create_task(_system_metrics_loop(app))
+        worker = None
+        if app.state.collector.shared is not None:
+            from tenantpulse.exporters.stream_worker import StreamWorker
+
+            worker = StreamWorker(app.state.collector, settings.max_batch_events)
+            app.state.collector.exposing = worker.exposing
+            worker.start()
         app.state.ready = True
         log.info(
             "exporter started", tenants_known=len(app.state.collector.tenants()), keys=len(app.state.keyring)
@@ -96,6 +106,8 @@ def create_app(
             yield
         finally:
             app.state.ready = False
+            if worker is not None:
+                await run_in_threadpool(worker.stop)
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -172,11 +184,37 @@ async def _off_loop(state: Any, call: Callable[..., T], *args: Any) -> T:
     return await run_in_threadpool(call, *args)
 
 
-def _admit(state: Any, batch: ingest_parsing.ParsedBatch, counts: Counter[str]) -> None:
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+IDEMPOTENCY_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def _idempotent_commit(state: Any, key: ApiKey, idempotency: str, body: bytes) -> Callable[[Any], None]:
+    """With Redis, append the batch's counts under the client's idempotency key (scoped to the API
+    key): a batch sent again with it is answered as before and not counted again."""
+    digest = hashlib.sha256(body).hexdigest()
+
+    def commit(change: Any) -> None:
+        from tenantpulse.exporters.redis_stream import CONFLICT
+
+        status, _ = state.collector.shared.stream.append(
+            json.dumps(change), (key.key_id, idempotency), digest
+        )
+        if status == CONFLICT:
+            raise IngestError(IDEMPOTENCY_HEADER, "was used before for another body")
+
+    return commit
+
+
+def _admit(
+    state: Any,
+    batch: ingest_parsing.ParsedBatch,
+    counts: Counter[str],
+    commit: Callable[[Any], None] | None = None,
+) -> None:
     """Take the batch's rate-limit tokens and ingest it; the tokens come back if it is refused."""
     state.limiter.acquire(counts)
     try:
-        state.collector.ingest(batch.events, batch.business)
+        state.collector.ingest(batch.events, batch.business, commit)
     except IngestError as exc:
         state.limiter.refund(counts)
         raise ApiError(exc.status, exc.to_json()["error"], exc.reason, field=batch.where(exc.field)) from None
@@ -261,7 +299,16 @@ async def ingest(request: Request, key: Key) -> IngestResult:
         )
         check_tenants(key, "write", batch.tenant_fields())
         counts = Counter(batch.tenants())
-        await _off_loop(state, _admit, state, batch, counts)
+        idempotency = request.headers.get(IDEMPOTENCY_HEADER)
+        commit = None
+        if idempotency is not None:
+            if not IDEMPOTENCY_RE.fullmatch(idempotency):
+                raise ApiError(
+                    422, "invalid_input", f"must match {IDEMPOTENCY_RE.pattern}", field=IDEMPOTENCY_HEADER
+                )
+            if state.collector.shared is not None:
+                commit = _idempotent_commit(state, key, idempotency, body)
+        await _off_loop(state, _admit, state, batch, counts, commit)
     except ApiError as exc:
         _count_rejected(state.collector, key, exc.status, batch)
         set_attributes(tenant=key.tenant, result=REJECT_REASONS.get(exc.status, "rejected"))

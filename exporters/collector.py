@@ -8,6 +8,8 @@ never sees half a batch. ``user_id`` only ever exists here as an HMAC pseudonym 
 from __future__ import annotations
 
 import atexit
+import contextlib
+import json
 import math
 import re
 import secrets
@@ -32,6 +34,8 @@ from tenantpulse.exporters.exposition import (
 )
 from tenantpulse.exporters.kpis import Kpi, KpiWrite, describe, make_spec, plan_writes
 from tenantpulse.exporters.pseudonym import Pseudonymizer, key_id
+from tenantpulse.exporters.redis_counters import COUNTER_FAMILIES, Delta, delta
+from tenantpulse.exporters.redis_counters import tables as counter_tables
 from tenantpulse.exporters.shared_state import SharedStateUnavailable, Stale, TenantWork
 from tenantpulse.exporters.sketches import LONGEST, WINDOWS
 from tenantpulse.exporters.store import FAMILIES, TenantState
@@ -160,10 +164,11 @@ class _Reservations:
 class MetricsCollector:
     """Per-tenant application, business and custom metrics, rendered fast for Prometheus.
 
-    With ``shared`` (Redis, several replicas) counters stay in memory, each replica's share summed by
-    Prometheus, while unique users, last-value gauges and the caps live in the shared state: a batch is
-    planned here, recorded there (outside the lock), then applied here, so a batch the shared state
-    could not take leaves no trace in memory.
+    With ``shared`` (Redis, several replicas) unique users, last-value gauges and the caps live in the
+    shared state, and the counters (events, durations, revenue) too: a batch is planned here, recorded
+    there (outside the lock), its counts committed to the ingest stream (``redis_stream``), and only
+    then applied here, where it serves the next batches' checks; the counters exposed and read are the
+    shared ones, applied from the stream (``stream_worker``) and exposed by one replica (``exposing``).
     """
 
     def __init__(self, config: CollectorConfig | None = None, shared: RedisTenantState | None = None) -> None:
@@ -172,6 +177,7 @@ class MetricsCollector:
         self._generations: dict[str, int] = {}  # tenant -> erasure generation last seen in the shared state
         self._shared_series: dict[str, int] = {}  # tenant -> series in the shared ledger, last read
         self._redis_up = SeriesTable(c.REDIS_UP, {})
+        self.exposing: Callable[[], bool] = lambda: True  # with shared state: the worker's lease
         self._clock = self.config.clock
         self._pseudo = Pseudonymizer(self.config.pseudonym_keys, self.config.current_key(), LONGEST)
         allow = {k: frozenset(v) for k, v in self.config.metadata_allowlist.items()}
@@ -214,18 +220,34 @@ class MetricsCollector:
 
     # --- batch ingest ------------------------------------------------------------------------------
 
-    def ingest(self, events: Sequence[AppEvent], business: Sequence[BusinessFigures] = ()) -> int:
+    def ingest(
+        self,
+        events: Sequence[AppEvent],
+        business: Sequence[BusinessFigures] = (),
+        commit: Callable[[Delta], object] | None = None,
+    ) -> int:
         """Validate the whole batch, then apply all of it; IngestError (nothing applied) otherwise, and
-        with shared state SharedStateUnavailable (nothing applied either)."""
+        with shared state SharedStateUnavailable (nothing applied either). With shared state,
+        ``commit`` takes the batch's counts once the shared state took the rest (default: append them
+        to the ingest stream); what it raises reaches the caller and nothing is applied here."""
         if self.shared is not None:
-            self._ingest_shared(events, business)
+            self._ingest_shared(events, business, commit or self._append)
             return len(events) + len(business)
         with self._lock:
             counts, durations, users, figures, _ = self._plan(events, business)
             self._apply(counts, durations, users, figures)
         return len(events) + len(business)
 
-    def _ingest_shared(self, events: Sequence[AppEvent], business: Sequence[BusinessFigures]) -> None:
+    def _append(self, change: Delta) -> None:
+        assert self.shared is not None
+        self.shared.stream.append(json.dumps(change), None, "")
+
+    def _ingest_shared(
+        self,
+        events: Sequence[AppEvent],
+        business: Sequence[BusinessFigures],
+        commit: Callable[[Delta], object],
+    ) -> None:
         assert self.shared is not None
         for _ in range(SHARED_ATTEMPTS):
             with self._lock:
@@ -242,6 +264,7 @@ class MetricsCollector:
                 with self._lock:
                     self._drop(exc.tenant, exc.generation)
                 continue
+            commit(delta(counts, durations, [(f[0], f[1]) for f in figures if f[1] is not None]))
             with self._lock:
                 for t, (generation, series) in recorded.items():
                     self._generations[t] = max(generation, self._generations.get(t, generation))
@@ -559,9 +582,29 @@ class MetricsCollector:
                 for name, value in reading.gauges.items():
                     (state.active_users if name == "active_users" else state.conversion).set((), value)
 
+    def _counters(self, tenants: Sequence[str] | None) -> dict[str, dict[str, Table]] | None:
+        """The shared counters as tables, per tenant, of ``tenants`` (None: all of them); None in the
+        embedded default, nothing while Redis is unreachable (the series pause rather than lie)."""
+        if self.shared is None:
+            return None
+        try:
+            names = sorted(self.shared.counters.tenants()) if tenants is None else list(tenants)
+            read = self.shared.counters.read(names)
+        except SharedStateUnavailable:
+            return {}
+        return {t: counter_tables(t, fields) for t, fields in read.items()}
+
     def render(self, tenant: str | None = None, openmetrics: bool = False) -> bytes:
-        """The /metrics body for all tenants (plus host metrics) or for one tenant."""
+        """The /metrics body for all tenants (plus host metrics) or for one tenant.
+
+        With shared state the counters come from Redis: in the whole exposition only from the replica
+        holding the exposer lease (so a sum over replicas counts each event once), in one tenant's
+        from every replica (a read of that tenant's totals)."""
         self._pull(tenant)
+        if tenant is None:
+            counted = self._counters(None) if self.exposing() else ({} if self.shared else None)
+        else:
+            counted = self._counters([tenant])
         with self._lock:
             if tenant is None:
                 states = list(self._tenants.values())
@@ -571,8 +614,11 @@ class MetricsCollector:
             tables: dict[str, list[Table]] = {}
             for state in states:
                 for family, table in state.tables():
-                    if table.index:
+                    if table.index and (counted is None or family not in COUNTER_FAMILIES):
                         tables.setdefault(family, []).append(table)
+            for t in sorted(counted or ()):
+                for family, table in counted[t].items():  # type: ignore[index]
+                    tables.setdefault(family, []).append(table)
             if tenant is None:
                 tables.setdefault(c.INGEST_REJECTED.name, []).append(self._invalid_rejected)
                 tables.setdefault(c.INGEST_REQUEST_DURATION.name, []).append(self._invalid_requests)
@@ -584,30 +630,47 @@ class MetricsCollector:
             return render_families(FAMILIES, tables, openmetrics)
 
     def tenants(self) -> list[str]:
+        """Tenants with data here, and with shared state those with shared counters."""
         with self._lock:
-            return sorted(self._tenants)
+            known = set(self._tenants)
+        if self.shared is not None:
+            with contextlib.suppress(SharedStateUnavailable):
+                known |= self.shared.counters.tenants()
+        return sorted(known)
 
     def snapshot(self, tenant: str) -> dict[str, Any]:
         """The tenant's current values as plain JSON data; KeyError if nothing is known about it."""
         self._pull(tenant)
+        counted = self._counters([tenant])
         with self._lock:
-            state = self._tenants[tenant]
+            state = self._tenants.get(tenant)
+            if state is None:
+                if not counted:
+                    raise KeyError(tenant)
+                state = TenantState(tenant)  # seen by other replicas only: its counters, nothing else
             self._refresh([state])
-            return self._snapshot(state)
+            return self._snapshot(state, None if counted is None else counted.get(tenant, {}))
 
-    def _snapshot(self, state: TenantState) -> dict[str, Any]:
+    def _snapshot(self, state: TenantState, counted: dict[str, Table] | None = None) -> dict[str, Any]:
+        """``counted``: the shared counters' tables, which then stand for the local ones."""
+
+        def table(metric: c.Metric) -> Table | None:
+            if counted is not None and metric.name in COUNTER_FAMILIES:
+                return counted.get(metric.name)
+            return state.events if metric is c.EVENTS else state.peek(metric)
+
         durations = {}
         # A family's table kind follows its metric type (TenantState._table): the isinstance checks
         # only tell mypy so.
-        hist = state.peek(c.EVENT_DURATION)
+        hist = table(c.EVENT_DURATION)
         if isinstance(hist, HistogramTable):
             for et in hist.index:
                 count, total = hist.count_and_sum(et) or (0.0, 0.0)
                 durations[et] = {"count": count, "sum_seconds": total}
 
         def value(metric: c.Metric) -> float | None:
-            table = state.peek(metric)
-            return table.get(()) if isinstance(table, SeriesTable) and table else None
+            found = table(metric)
+            return found.get(()) if isinstance(found, SeriesTable) and found else None
 
         unique = state.peek(c.UNIQUE_USERS)
         kpis = {
@@ -629,7 +692,7 @@ class MetricsCollector:
         }
         return {
             "tenant": state.tenant,
-            "events": dict(state.events.items()),
+            "events": dict(events.items()) if isinstance(events := table(c.EVENTS), SeriesTable) else {},
             "event_durations": durations,
             "revenue": value(c.REVENUE),
             "active_users": value(c.ACTIVE_USERS),
@@ -641,11 +704,18 @@ class MetricsCollector:
 
     def aggregated(self) -> dict[str, Any]:
         """Sums across tenants (unique users add up: tenants' user sets are pseudonymised apart)."""
-        self._pull()
-        with self._lock:
-            states = list(self._tenants.values())
-            self._refresh(states)
-            snaps = [self._snapshot(s) for s in states]
+        if self.shared is not None:
+            snaps = []
+            for t in self.tenants():
+                try:
+                    snaps.append(self.snapshot(t))
+                except KeyError:  # erased meanwhile
+                    continue
+        else:
+            with self._lock:
+                states = list(self._tenants.values())
+                self._refresh(states)
+                snaps = [self._snapshot(s) for s in states]
         events: dict[str, float] = {}
         unique: dict[str, float] = {}
         for snap in snaps:

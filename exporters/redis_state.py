@@ -23,6 +23,8 @@ from typing import Any
 from tenantpulse.exporters import redis_keys
 from tenantpulse.exporters.events import IngestError
 from tenantpulse.exporters.redis_client import RedisConnection
+from tenantpulse.exporters.redis_counters import RedisCounters
+from tenantpulse.exporters.redis_stream import IngestStream
 from tenantpulse.exporters.shared_state import Stale, TenantReading, TenantWork
 from tenantpulse.exporters.sketches import WINDOWS, reading_version
 
@@ -96,6 +98,8 @@ class RedisTenantState:
         self.redis = redis
         self.max_event_types = max_event_types
         self.max_series = max_series
+        self.counters = RedisCounters(redis)  # events, durations, revenue: applied from the stream
+        self.stream = IngestStream(redis)
 
     @property
     def up(self) -> bool:
@@ -173,8 +177,9 @@ class RedisTenantState:
         return out
 
     def erase(self, tenant: str) -> dict[str, int]:
-        """Delete every key of the tenant, after raising its generation (so replicas drop their copy
-        and a batch planned before the erasure is planned again). Raises ``SharedStateUnavailable``."""
+        """Delete every key of the tenant and its counters, after raising its generation (so replicas
+        drop their copy and a batch planned before the erasure is planned again); stream entries of the
+        tenant accepted before are skipped when applied. Raises ``SharedStateUnavailable``."""
 
         def erase(r: Any) -> dict[str, int]:
             generation = int(r.incr(redis_keys.generation(tenant)))
@@ -182,4 +187,6 @@ class RedisTenantState:
             deleted = sum(int(r.delete(*keys[i : i + CHUNK])) for i in range(0, len(keys), CHUNK))
             return {"keys": deleted, "generation": generation}
 
-        return self.redis.run(erase)
+        erased = self.redis.run(erase)
+        erased["keys"] += self.counters.erase(tenant)
+        return erased

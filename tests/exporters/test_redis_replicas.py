@@ -18,6 +18,7 @@ import requests
 
 from tenantpulse.conventions import catalog as c
 from tenantpulse.conventions import indicators
+from tenantpulse.exporters import redis_keys
 from tenantpulse.exporters.pseudonym import Pseudonymizer
 from tests.support.exporter import Replicas, sample_value
 from tests.support.ports import wait_until
@@ -31,6 +32,23 @@ USERS_PER_TENANT = 5_000
 BATCH = 500
 REDIS_HLL_ERROR = 0.0081
 FAST = ["--rate-limit", "1e9", "--log-level", "warning"]
+
+
+def counted(replicas: Replicas, tenant: str) -> float:
+    """The tenant's events as a sum over every replica's /metrics: the shared counters, from the one
+    replica that exposes them."""
+    return sum(sample_value(m, c.EVENTS.name, tenant=tenant) or 0 for m in replicas.metrics())
+
+
+def settled(replicas: Replicas, tenant: str, expected: float) -> None:
+    """Wait until the consumers applied the stream (asserting it never goes past ``expected``)."""
+
+    def done() -> bool:
+        n = counted(replicas, tenant)
+        assert n <= expected
+        return n == expected
+
+    wait_until(done, timeout=30, what=f"{expected:.0f} events of {tenant} counted")
 
 
 def event_batches(tenants: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
@@ -70,10 +88,14 @@ def check_unique_users(replicas: Replicas, redis_client: Any, workdir: Path) -> 
     workdir.mkdir(parents=True, exist_ok=True)
     with Prometheus(workdir, [replicas.scrape_config()]) as prom:
         events = f"sum by ({c.TENANT}) ({c.EVENTS.name})"
+        scraped = f"count by ({c.TENANT}) ({c.UNIQUE_USERS.selector(window='1h')})"
         wait_until(
-            lambda: all(prom.value(events, tenant=t) == EVENTS_PER_TENANT for t in tenants),
+            lambda: all(
+                prom.value(events, tenant=t) == EVENTS_PER_TENANT and prom.value(scraped, tenant=t) == 3
+                for t in tenants
+            ),
             timeout=60,
-            what="every replica scraped",
+            what="the stream applied and every replica scraped since",
         )
         query = indicators.get(
             "unique_users_1h"
@@ -126,8 +148,7 @@ def test_a_flood_at_five_times_the_rate_is_held_to_the_rate_across_replicas(tmp_
         )
         assert offered >= 4 * rate * elapsed  # the flood really was ~5x
         assert abs(accepted - allowed) <= 0.1 * allowed
-        counted = sum(sample_value(m, c.EVENTS.name, tenant="t1") or 0 for m in rs.metrics())
-        assert counted == accepted
+        settled(rs, "t1", accepted)
 
 
 def test_one_erasure_clears_the_tenant_from_redis_and_every_replica(tmp_path: Path) -> None:
@@ -137,7 +158,8 @@ def test_one_erasure_clears_the_tenant_from_redis_and_every_replica(tmp_path: Pa
                 users = [{"tenant_id": t, "user_id": f"u{i}-{j}", "event_type": "play"} for j in range(50)]
                 assert rs.post({"events": users, "business": [{"tenant_id": t, "active_users": 7}]}, key=t).ok
         assert all("t1" in m for m in rs.metrics())
-        held = len(tenant_keys(server.client(), "t1"))
+        wait_until(lambda: server.client().exists(redis_keys.counters("t1")), timeout=30, what="counted")
+        held = len(tenant_keys(server.client(), "t1")) + 1  # and the tenant's shared counters
         first = rs.replicas[0]
         r = requests.delete(f"{first.url}/analytics/tenants/t1", headers=first.auth("admin"), timeout=30)
         assert r.status_code == 200, r.text
@@ -145,6 +167,7 @@ def test_one_erasure_clears_the_tenant_from_redis_and_every_replica(tmp_path: Pa
         assert report["redis"]["status"] == "removed" and report["redis"]["detail"]["keys"] == held >= 5
         assert "redis" not in report["pending"]
         assert tenant_keys(server.client(), "t1") == []
+        assert not server.client().exists(redis_keys.counters("t1"))
         for m in rs.metrics():  # each replica dropped its copy at this read
             assert 'tenant="t1"' not in m
             assert sample_value(m, c.UNIQUE_USERS.name, tenant="t2", window="1h") == pytest.approx(300, abs=6)
@@ -201,8 +224,7 @@ def test_redis_stopped_under_load_then_back_without_restarting_the_exporters(tmp
                 lambda r=replica: requests.get(f"{r.url}/readyz", timeout=5).ok, timeout=30, what="ready"
             )
             assert sample_value(replica.metrics(), c.REDIS_UP.name) == 1
-        counted = sum(sample_value(m, c.EVENTS.name, tenant="t1") or 0 for m in rs.metrics())
-        assert counted == 100 * len(accepted)
+        settled(rs, "t1", 100 * len(accepted))
         r = server.client()
         keys = [k for k in tenant_keys(r, "t1") if b":u:" in k and b":1d:" in k]
         r.pfmerge("check:{t1}", *keys)
@@ -210,5 +232,4 @@ def test_redis_stopped_under_load_then_back_without_restarting_the_exporters(tmp
         assert r.pfadd("check:{t1}", *pseudonyms) == 0  # every accepted user was already counted
         for body in refused:  # what a client does with a 503
             assert rs.post(body, key="t1").status_code == 200
-        counted = sum(sample_value(m, c.EVENTS.name, tenant="t1") or 0 for m in rs.metrics())
-        assert counted == 100 * (len(accepted) + len(refused))
+        settled(rs, "t1", 100 * (len(accepted) + len(refused)))
