@@ -1,12 +1,15 @@
 """HTTP ingest events/s of one exporter replica with shared state in Redis (``--redis-url``) against the
-in-memory default, and the p99 time of one 500-event batch.
+in-memory default and against a plain ``XADD`` loop, and the p99 time of one 500-event batch.
 
 Two exporters run side by side (uvicorn subprocesses, logging off, rate limit out of the way), one with
 a local ``redis-server`` (``--save ''``, no AOF); one client posts the same pre-serialised batches of
 ``bench_http_ingest`` (3 tenants in turn, user ids, durations) to each, rounds interleaved A, B, A, B so
 machine noise hits both alike. The Redis replica does per batch: the token bucket script, the record
-script (caps, PFADD of the batch's users to two HyperLogLogs per tenant), on top of what the in-memory
-one does. Run: ``python -m benchmarks redis_ingest`` (needs ``redis-server``).
+script (caps, PFADD of the batch's users to two HyperLogLogs per tenant), the append to the ingest
+stream, and (its consumer thread) the apply script, on top of what the in-memory one does. The third
+contender, interleaved too, is the physical limit: one client ``XADD``ing each batch's JSON body to a
+stream of the same Redis, back to back, nothing else. Run: ``python -m benchmarks redis_ingest``
+(needs ``redis-server``).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import redis as redis_py
 import requests
 import yaml
 
@@ -72,6 +76,22 @@ def measure(
     return len(latencies) * BATCH / (time.perf_counter() - t0), latencies
 
 
+def measure_xadd(
+    client: redis_py.Redis, work: list[tuple[bytes, dict[str, str]]], seconds: float
+) -> tuple[float, list[float]]:
+    """(events/s, seconds per batch) of ``XADD``ing the batches' bodies back to back."""
+    latencies = []
+    i = 0
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        started = time.perf_counter()
+        client.xadd("bench:xadd", {"body": work[i % len(work)][0]})
+        latencies.append(time.perf_counter() - started)
+        i += 1
+    client.delete("bench:xadd")
+    return len(latencies) * BATCH / (time.perf_counter() - t0), latencies
+
+
 def p99(values: list[float]) -> float:
     return statistics.quantiles(values, n=100)[98]
 
@@ -107,19 +127,27 @@ def main() -> None:
             procs.append(start(command, urls[name]))
         work = batches(keys)
         session = requests.Session()
+        client = redis_py.Redis.from_url(redis_url)
         for url in urls.values():
             measure(session, url, work, 1.0)  # warm-up: every tenant and event type seen
-        rates: dict[str, list[float]] = {name: [] for name in urls}
-        latencies: dict[str, list[float]] = {name: [] for name in urls}
+        names = [*urls, "plain XADD"]
+        rates: dict[str, list[float]] = {name: [] for name in names}
+        latencies: dict[str, list[float]] = {name: [] for name in names}
+        waiting = []
         for _ in range(ROUNDS):
-            for name, url in urls.items():
-                rate, lat = measure(session, url, work, ROUND_SECONDS)
+            for name in names:
+                if name == "plain XADD":
+                    rate, lat = measure_xadd(client, work, ROUND_SECONDS)
+                else:
+                    rate, lat = measure(session, urls[name], work, ROUND_SECONDS)
+                if name == "redis":
+                    waiting.append(client.xlen("tp:{tp:ingest}:stream"))  # not yet applied at round's end
                 rates[name].append(rate)
                 latencies[name].extend(lat)
         print(
             f"http ingest per replica, {BATCH}-event JSON batches, 1 client, {ROUNDS} interleaved rounds of {ROUND_SECONDS:g}s"
         )
-        for name in urls:
+        for name in names:
             r, lat = rates[name], latencies[name]
             print(
                 f"  {name:<10} {min(r):>9,.0f} min {statistics.median(r):>9,.0f} median events/s;"
@@ -127,6 +155,10 @@ def main() -> None:
             )
         ratio = statistics.median(b / a for a, b in zip(rates["in memory"], rates["redis"], strict=True))
         print(f"  redis / in memory: {ratio:.2f}x (median of per-round ratios)")
+        limit = statistics.median(b / a for a, b in zip(rates["plain XADD"], rates["redis"], strict=True))
+        print(
+            f"  redis / plain XADD: {limit:.2f}x; stream entries not yet applied at each round's end: {waiting}"
+        )
     finally:
         for proc in procs:
             proc.terminate()

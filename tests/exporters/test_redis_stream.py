@@ -14,7 +14,7 @@ import pytest
 
 from tenantpulse.exporters import redis_keys
 from tenantpulse.exporters.collector import CollectorConfig, MetricsCollector
-from tenantpulse.exporters.events import AppEvent
+from tenantpulse.exporters.events import AppEvent, BusinessFigures
 from tenantpulse.exporters.redis_client import RedisConnection
 from tenantpulse.exporters.redis_state import RedisTenantState
 from tenantpulse.exporters.redis_stream import RedisStreams
@@ -190,3 +190,17 @@ def test_idempotency_keys_count_a_batch_sent_again_once(server: RedisServer, tmp
         assert client.get("/analytics/metrics/t1", headers={"Authorization": f"Bearer {keys['t1']}"}).json()[
             "events"
         ] == {"play": 20.0}
+
+
+def test_memory_of_a_tenants_counters(server: RedisServer, replica: Callable) -> None:
+    """10 event types with durations and revenue: only buckets that were hit are held (a HASH field each)."""
+    collector, worker = replica()
+    batch = [AppEvent("acme", None, f"type{i}", {"duration_ms": 10 ** (i % 5)}) for i in range(10)] * 50
+    collector.ingest(batch, [BusinessFigures("acme", revenue=3.0)])
+    drain(worker)
+    r = server.client()
+    fields = r.hlen(redis_keys.counters("acme"))
+    used = int(r.memory_usage(redis_keys.counters("acme"), samples=0))
+    print(f"counters of one tenant: {fields} fields, {used} bytes in Redis")
+    assert fields == 10 + 10 + 10 + 1  # per type: its count, the one bucket hit, the sum; and revenue
+    assert used < 64 * fields + 1_000

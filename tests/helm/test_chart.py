@@ -49,6 +49,11 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         "exporter": {
             "replicas": 3,
             "autoscaling": {"enabled": True, "maxReplicas": 8},
+            "redis": {
+                "existingSecret": {"name": "tp-redis"},
+                "cluster": True,
+                "networkPolicy": {"enabled": True},
+            },
             "auditLog": {"persistence": {"enabled": True, "accessModes": ["ReadWriteMany"]}},
             "erasure": {"prometheusUrl": "http://prometheus-operated.monitoring.svc:9090"},
             "ingress": {
@@ -318,6 +323,8 @@ def test_selectors_and_references_line_up(scenario: tuple[str, list[dict[str, An
     for policy in of_kind(docs, "NetworkPolicy"):
         if policy["metadata"]["namespace"] != NAMESPACE:  # the Prometheus one: test_prometheus_policy_...
             continue
+        if policy["metadata"]["name"].endswith("-redis-clients"):  # Redis's pods, not ours: test_redis_...
+            continue
         assert any(subset(policy["spec"]["podSelector"]["matchLabels"], pod_labels(d)) for d in deployments)
         peers = [p for rule in policy["spec"]["ingress"] for p in rule.get("from", [])]
         if (
@@ -326,7 +333,7 @@ def test_selectors_and_references_line_up(scenario: tuple[str, list[dict[str, An
             selectors = [p["podSelector"]["matchLabels"] for p in peers if "podSelector" in p]
             assert all(any(subset(s, h["metadata"]["labels"]) for s in selectors) for h in hooks)
     secrets = {s["metadata"]["name"]: s for s in of_kind(docs, "Secret")}
-    external = {"tp-state-key", "mimir-reader", "tp-tls"} | (
+    external = {"tp-state-key", "mimir-reader", "tp-tls", "tp-redis"} | (
         {"tp-keys", "tp-alerting"} if name == "existing-secrets" else set()
     )
     for dep in deployments:
@@ -501,12 +508,47 @@ def test_hpa_and_pdb_follow_the_exporter_settings(chart: helm_python.Chart) -> N
     hpa = one(docs, "HorizontalPodAutoscaler", f"{RELEASE}-tenantpulse-exporter")
     assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 8)
     assert one(docs, "PodDisruptionBudget", f"{RELEASE}-tenantpulse-exporter")["spec"]["maxUnavailable"] == 1
-    autoscaled_down_to_one = {"exporter": {"autoscaling": {"enabled": True, "minReplicas": 1}}}
+    autoscaled_down_to_one = {
+        "exporter": {
+            "autoscaling": {"enabled": True, "minReplicas": 1},
+            "redis": {"url": "redis://redis:6379"},
+        }
+    }
     assert not of_kind(render(chart, autoscaled_down_to_one), "PodDisruptionBudget")
     single = render(chart, SCENARIOS["minimal"])
     assert not of_kind(single, "PodDisruptionBudget"), "a PDB on one pod would block node drains"
     assert not of_kind(single, "HorizontalPodAutoscaler")
     assert not of_kind(single, "NetworkPolicy")
+
+
+def test_redis_reaches_every_exporter_pod_from_a_secret(chart: helm_python.Chart) -> None:
+    docs = render(chart, SCENARIOS["production"])
+    exporter = one(docs, "Deployment", f"{RELEASE}-tenantpulse-exporter")
+    container = exporter["spec"]["template"]["spec"]["containers"][0]
+    assert (
+        "--redis-url=$(TENANTPULSE_REDIS_URL)" in container["args"] and "--redis-cluster" in container["args"]
+    )
+    env = {e["name"]: e for e in container["env"]}
+    assert env["TENANTPULSE_REDIS_URL"]["valueFrom"]["secretKeyRef"] == {
+        "name": "tp-redis",
+        "key": "redis-url",
+    }
+    policy = one(docs, "NetworkPolicy", f"{RELEASE}-tenantpulse-redis-clients")
+    assert policy["spec"]["podSelector"] == {"matchLabels": {"app.kubernetes.io/name": "redis"}}
+    (rule,) = policy["spec"]["ingress"]
+    assert rule["ports"] == [{"port": 6379, "protocol": "TCP"}]
+    assert rule["from"][0]["podSelector"]["matchLabels"] == exporter["spec"]["selector"]["matchLabels"]
+    plain = render(chart, {"exporter": {"replicas": 2, "redis": {"url": "rediss://:pw@redis:6380/0"}}})
+    container = one(plain, "Deployment", f"{RELEASE}-tenantpulse-exporter")["spec"]["template"]["spec"][
+        "containers"
+    ][0]
+    assert {"name": "TENANTPULSE_REDIS_URL", "value": "rediss://:pw@redis:6380/0"} in container["env"]
+    assert "--redis-cluster" not in container["args"]
+    single = render(chart, {})
+    container = one(single, "Deployment", f"{RELEASE}-tenantpulse-exporter")["spec"]["template"]["spec"][
+        "containers"
+    ][0]
+    assert not any("redis" in a for a in container["args"]) and not of_kind(single, "PodDisruptionBudget")
 
 
 def test_otel_endpoint_reaches_both_components(chart: helm_python.Chart) -> None:
@@ -755,6 +797,9 @@ BAD_VALUES = [
     ({"gateway": {"maxConcurrentPerTenant": 0}}, "maxConcurrentPerTenant"),
     ({"gateway": {"networkPolicy": {"prometheusNamespace": "Monitoring"}}}, "prometheusNamespace"),
     ({"dashboards": {"datasources": {"gatewayKeyRef": "a-plain-key-0123456789"}}}, "gatewayKeyRef"),
+    ({"exporter": {"replicas": 2}}, "/exporter/replicas"),  # several pods need Redis
+    ({"exporter": {"autoscaling": {"enabled": True}}}, "/exporter/autoscaling/enabled"),
+    ({"exporter": {"replicas": 2, "redis": {"url": "http://redis:6379"}}}, "/exporter/redis/url"),
 ]
 
 
@@ -778,7 +823,13 @@ def test_ingress_needs_a_host(chart: helm_python.Chart) -> None:
 def test_hpa_bounds_are_checked(chart: helm_python.Chart) -> None:
     with pytest.raises(helm_python.HelmRenderError, match="minReplicas must not exceed"):
         chart.render(
-            {"exporter": {"autoscaling": {"enabled": True, "minReplicas": 5, "maxReplicas": 2}}}, name=RELEASE
+            {
+                "exporter": {
+                    "autoscaling": {"enabled": True, "minReplicas": 5, "maxReplicas": 2},
+                    "redis": {"url": "redis://redis:6379"},
+                }
+            },
+            name=RELEASE,
         )
 
 
