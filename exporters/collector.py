@@ -748,7 +748,7 @@ class MetricsCollector:
             "kpis": len(state.kpis),
         }
 
-    def erase_shared(self, tenant: str) -> dict[str, int] | None:
+    def erase_shared(self, tenant: str) -> dict[str, Any] | None:
         """Erase the tenant from the state the replicas share (None in the embedded default): its keys
         go, and every replica drops its in-memory copy at its next read or ingest of the tenant.
         Raises SharedStateUnavailable."""

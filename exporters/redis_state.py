@@ -20,6 +20,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from redis.exceptions import ResponseError
+
 from tenantpulse.exporters import redis_keys
 from tenantpulse.exporters.events import IngestError
 from tenantpulse.exporters.redis_client import RedisConnection
@@ -176,7 +178,7 @@ class RedisTenantState:
             )
         return out
 
-    def erase(self, tenant: str) -> dict[str, int]:
+    def erase(self, tenant: str) -> dict[str, Any]:
         """Delete every key of the tenant and its counters, after raising its generation (so replicas
         drop their copy and a batch planned before the erasure is planned again); stream entries of the
         tenant accepted before are skipped when applied. Raises ``SharedStateUnavailable``."""
@@ -187,6 +189,22 @@ class RedisTenantState:
             deleted = sum(int(r.delete(*keys[i : i + CHUNK])) for i in range(0, len(keys), CHUNK))
             return {"keys": deleted, "generation": generation}
 
-        erased = self.redis.run(erase)
+        erased: dict[str, Any] = self.redis.run(erase)
         erased["keys"] += self.counters.erase(tenant)
+        erased["replicas"] = self.replicas()
         return erased
+
+    def replicas(self) -> list[str]:
+        """The consumers (one per replica process) that read the ingest stream lately: the replicas that
+        drop an erased tenant's copy at their next read or ingest of it."""
+        from tenantpulse.exporters.redis_stream import GROUP, LIVE_CONSUMER_MS
+
+        def consumers(r: Any) -> list[Any]:
+            try:
+                return list(r.xinfo_consumers(redis_keys.stream(), GROUP))
+            except ResponseError:  # no stream or group yet: no consumer has run
+                return []
+
+        found = self.redis.run(consumers)
+        names = (c["name"] for c in found if int(c["idle"]) < LIVE_CONSUMER_MS)
+        return sorted(n.decode() if isinstance(n, bytes) else str(n) for n in names)

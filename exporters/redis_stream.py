@@ -25,6 +25,7 @@ from tenantpulse.exporters.redis_client import RedisConnection
 
 GROUP = "tenantpulse"  # the consumer group every replica joins
 CLAIM_IDLE_MS = 5_000  # an entry pending this long is taken over (its replica died or stalled)
+LIVE_CONSUMER_MS = 30_000  # a consumer that read within this is a live replica (it reads every 0.2 s)
 IDEMPOTENCY_SECONDS = 86_400  # how long a batch's idempotency key is remembered
 DEAD_LETTERS_MAX = 10_000  # approximate length the dead-letter stream is trimmed to
 ADDED, REPLAYED, CONFLICT = 1, 2, 0

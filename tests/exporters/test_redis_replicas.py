@@ -166,6 +166,7 @@ def test_one_erasure_clears_the_tenant_from_redis_and_every_replica(tmp_path: Pa
         report = r.json()
         assert report["redis"]["status"] == "removed" and report["redis"]["detail"]["keys"] == held >= 5
         assert "redis" not in report["pending"]
+        assert len(report["redis"]["detail"]["replicas"]) == 3  # the live replicas, which drop their copy
         assert tenant_keys(server.client(), "t1") == []
         assert not server.client().exists(redis_keys.counters("t1"))
         for m in rs.metrics():  # each replica dropped its copy at this read
