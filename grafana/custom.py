@@ -29,6 +29,13 @@ def _unit(comp: s.Component) -> str:
     return p.unit_of(indicators.get(comp.indicators[0]).unit)
 
 
+def _units(comp: s.Component) -> list[str]:
+    """One unit per query: a table's columns mix rates, ratios and money."""
+    if comp.metric is not None:
+        return [p.metric_unit(comp.metric)]
+    return [p.unit_of(indicators.get(n).unit) for n in comp.indicators]
+
+
 def _description(comp: s.Component) -> str:
     if comp.description:
         return comp.description
@@ -51,7 +58,7 @@ def panel_for(comp: s.Component) -> object:
         high = comp.max if comp.max is not None else (1 if unit == "percentunit" else 100)
         return p.gauge(title, _queries(comp)[0], unit, low, high, desc)
     if comp.type == "table":
-        return p.table(title, _queries(comp), _unit(comp), desc)
+        return p.table(title, _queries(comp), _units(comp), desc)
     if comp.type == "heatmap":
         assert comp.metric is not None  # checked by the spec
         return p.heatmap(title, comp.metric, dict(comp.labels), desc)

@@ -204,19 +204,35 @@ def heatmap(title: str, metric: c.Metric, labels: dict[str, str] | None = None, 
         dataFormat="tsbuckets",
         yBucketBound="upper",
         hideZeroBuckets=True,
+        legend={"show": True},  # the colour scale: how many events a shade stands for
+        yAxis=g.YAxis(format=unit_of(metric.unit)),
     )
 
 
-def table(title: str, queries: Sequence[Query], unit: str = "short", description: str = "") -> g.Table:
-    """Current values side by side: instant queries merged into one row per tenant."""
+def table(title: str, queries: Sequence[Query], units: Sequence[str], description: str = "") -> g.Table:
+    """Current values side by side: instant queries merged into one row per tenant, one column per
+    query (Grafana names it ``Value #<refId>``) titled by its legend, each with its own unit."""
+    if len(units) != len(queries):
+        raise ValueError(f"a table needs one unit per query: {len(queries)} queries, {len(units)} units")
     instant = [Query(q.expr, q.legend, instant=True, format="table") for q in queries]
+    built = targets(instant)
+    columns = [
+        {
+            "matcher": {"id": "byName", "options": f"Value #{t.refId}"},
+            "properties": [{"id": "displayName", "value": q.legend}, {"id": "unit", "value": unit}],
+        }
+        for t, q, unit in zip(built, queries, units, strict=True)
+    ]
     return g.Table(
         title=title,
         description=description,
         dataSource=tv.DATASOURCE_REF,
-        targets=targets(instant),
-        unit=unit,
-        transformations=[{"id": "merge", "options": {}}],
+        targets=built,
+        overrides=columns,
+        transformations=[
+            {"id": "merge", "options": {}},
+            {"id": "organize", "options": {"excludeByName": {"Time": True}}},
+        ],
     )
 
 

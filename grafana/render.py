@@ -10,6 +10,8 @@ from typing import Any
 from grafanalib._gen import DashboardEncoder
 from grafanalib.core import Dashboard
 
+from tenantpulse.grafana import grafana_model
+
 UID_MAX = 40  # Grafana refuses longer dashboard uids.
 
 
@@ -24,8 +26,9 @@ def uid_for(kind: str, name: str) -> str:
 
 
 def to_data(dashboard: Dashboard) -> dict[str, Any]:
-    """Plain JSON-able dict of a grafanalib dashboard (via grafanalib's own encoder)."""
-    return json.loads(json.dumps(dashboard.to_json_data(), cls=DashboardEncoder))
+    """Plain JSON-able dict of a grafanalib dashboard in the model current Grafana reads (grafanalib's
+    own encoder, then :mod:`grafana_model`)."""
+    return grafana_model.dashboard(json.loads(json.dumps(dashboard.to_json_data(), cls=DashboardEncoder)))
 
 
 def to_json(dashboard: Dashboard | dict[str, Any]) -> str:

@@ -38,7 +38,7 @@ from grafanalib import core as g
 from grafanalib._gen import DashboardEncoder
 
 from tenantpulse.conventions import catalog as c
-from tenantpulse.grafana import generate, provisioning, render
+from tenantpulse.grafana import generate, grafana_model, provisioning, render
 from tenantpulse.grafana import spec as s
 from tenantpulse.grafana import templating as tv
 from tenantpulse.kernel.errors import UsageError
@@ -122,8 +122,7 @@ def datasources(org: Org, target: s.GrafanaTarget, gateway_url: str, key: str) -
 
 
 def _variable(template: g.Template) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(json.dumps(template.to_json_data(), cls=DashboardEncoder))
-    return data
+    return grafana_model.variable(json.loads(json.dumps(template.to_json_data(), cls=DashboardEncoder)))
 
 
 def _tenant_panels(panels: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -148,7 +147,7 @@ def _prepared(board: Mapping[str, Any], tenant: str | None) -> dict[str, Any]:
     for variable in variables:
         if variable["type"] == "datasource":
             gateway = {"text": provisioning.GATEWAY_NAME, "value": provisioning.GATEWAY_UID}
-            variable["current"] = {"selected": True, **gateway, "tags": []}
+            variable["current"] = {"selected": True, **gateway}
     if tenant is not None:
         pinned = _variable(tv.pinned_tenant_variable(tenant))
         out["templating"]["list"] = [pinned if v["name"] == tv.TENANT else v for v in variables]
