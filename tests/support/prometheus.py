@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -12,8 +11,8 @@ import pytest
 import requests
 import yaml
 
-from tenantpulse.kernel.processes import ChildProcess
 from tests.support.ports import free_port
+from tests.support.query_api import QueryApiServer
 
 
 def require(binary: str) -> str:
@@ -23,7 +22,7 @@ def require(binary: str) -> str:
     return path
 
 
-class Prometheus:
+class Prometheus(QueryApiServer):
     """Start with scrape targets (and optional rule files / Alertmanager); query over the HTTP API."""
 
     def __init__(
@@ -49,11 +48,6 @@ class Prometheus:
         if alertmanagers:
             config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": list(alertmanagers)}]}]}
         self.config_path.write_text(yaml.safe_dump(config))
-        self.child: ChildProcess | None = None
-
-    @property
-    def proc(self) -> subprocess.Popen[bytes] | None:
-        return self.child.proc if self.child else None
 
     def start(self) -> Prometheus:
         command = [
@@ -65,39 +59,8 @@ class Prometheus:
             "--web.enable-admin-api",
             *self.extra_args,
         ]
-        self.child = ChildProcess("prometheus", command, self.workdir / "prometheus.log")
-        self.child.start(f"{self.url}/-/ready", timeout=30)
+        self._start("prometheus", command, self.workdir / "prometheus.log", "/-/ready")
         return self
-
-    def stop(self) -> None:
-        if self.child is not None:
-            self.child.stop()
-
-    def __enter__(self) -> Prometheus:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def query(self, expr: str) -> list[dict[str, Any]]:
-        """Instant query; raises with Prometheus's own message if the expression is invalid."""
-        r = requests.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=10)
-        body = r.json()
-        if body.get("status") != "success":
-            raise AssertionError(f"query {expr!r} failed: {body.get('error')}")
-        return body["data"]["result"]
-
-    def value(self, expr: str, **labels: str) -> float | None:
-        """The value of the one result whose labels include ``labels``, or None."""
-        for row in self.query(expr):
-            if all(row["metric"].get(k) == v for k, v in labels.items()):
-                return float(row["value"][1])
-        return None
 
     def reload(self) -> None:
         requests.post(f"{self.url}/-/reload", timeout=10).raise_for_status()
-
-    def targets_up(self) -> bool:
-        r = requests.get(f"{self.url}/api/v1/targets", timeout=5).json()
-        active = r["data"]["activeTargets"]
-        return bool(active) and all(t["health"] == "up" for t in active)

@@ -22,8 +22,8 @@ import pytest
 import requests
 import yaml
 
-from tenantpulse.kernel.processes import ChildProcess
 from tests.support.ports import free_port
+from tests.support.query_api import QueryApiServer
 
 
 def require_victoriametrics() -> str:
@@ -35,7 +35,7 @@ def require_victoriametrics() -> str:
     return path
 
 
-class VictoriaMetrics:
+class VictoriaMetrics(QueryApiServer):
     def __init__(
         self, workdir: Path, scrape_configs: Sequence[dict[str, Any]] = (), scrape_interval: str = "1s"
     ) -> None:
@@ -47,7 +47,6 @@ class VictoriaMetrics:
         self.config_path = self.workdir / "scrape.yml"
         config = {"global": {"scrape_interval": scrape_interval}, "scrape_configs": list(scrape_configs)}
         self.config_path.write_text(yaml.safe_dump(config))
-        self.child: ChildProcess | None = None
 
     def start(self) -> VictoriaMetrics:
         command = [
@@ -60,35 +59,8 @@ class VictoriaMetrics:
             "-retentionPeriod=1y",
             "-loggerLevel=WARN",
         ]
-        self.child = ChildProcess("victoria-metrics", command, self.workdir / "victoria-metrics.log")
-        self.child.start(f"{self.url}/health", timeout=30)
+        self._start("victoria-metrics", command, self.workdir / "victoria-metrics.log", "/health")
         return self
-
-    def stop(self) -> None:
-        if self.child is not None:
-            self.child.stop()
-
-    def __enter__(self) -> VictoriaMetrics:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def query(self, expr: str, **params: str) -> list[dict[str, Any]]:
-        body = requests.post(f"{self.url}/api/v1/query", data={"query": expr, **params}, timeout=10).json()
-        if body.get("status") != "success":
-            raise AssertionError(f"query {expr!r} failed: {body.get('error')}")
-        return body["data"]["result"]
-
-    def value(self, expr: str, **labels: str) -> float | None:
-        for row in self.query(expr):
-            if all(row["metric"].get(k) == v for k, v in labels.items()):
-                return float(row["value"][1])
-        return None
-
-    def targets_up(self) -> bool:
-        active = requests.get(f"{self.url}/api/v1/targets", timeout=5).json()["data"]["activeTargets"]
-        return bool(active) and all(t["health"] == "up" for t in active)
 
     def snapshot(self) -> str:
         """Flush what was scraped and snapshot the storage; returns the snapshot's name."""
