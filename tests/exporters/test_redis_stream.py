@@ -204,3 +204,15 @@ def test_memory_of_a_tenants_counters(server: RedisServer, replica: Callable) ->
     print(f"counters of one tenant: {fields} fields, {used} bytes in Redis")
     assert fields == 10 + 10 + 10 + 1  # per type: its count, the one bucket hit, the sum; and revenue
     assert used < 64 * fields + 1_000
+
+
+def test_every_replica_reads_a_tenant_another_one_took(replica: Callable) -> None:
+    (a, worker), (b, _) = replica(), replica()
+    a.ingest([AppEvent("acme", None, "play")] * 4, [BusinessFigures("acme", revenue=1.5)])
+    drain(worker)
+    assert "acme" in b.tenants()  # b never saw the tenant: its counters are in Redis
+    snap = b.snapshot("acme")
+    assert snap["events"] == {"play": 4.0} and snap["revenue"] == 1.5
+    assert b.aggregated()["events_total"] == 4
+    with pytest.raises(KeyError):
+        b.snapshot("nobody")
