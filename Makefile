@@ -10,9 +10,9 @@ COVERAGE_FLOOR ?= 91
 setup: system python
 
 system:
-	@command -v prometheus >/dev/null && command -v prometheus-alertmanager >/dev/null && command -v victoria-metrics >/dev/null && command -v redis-server >/dev/null && command -v redis-cli >/dev/null && command -v npm >/dev/null || { \
+	@command -v prometheus >/dev/null && command -v prometheus-alertmanager >/dev/null && command -v victoria-metrics >/dev/null && command -v redis-server >/dev/null && command -v redis-cli >/dev/null && command -v npm >/dev/null && command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
 	  $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq prometheus prometheus-alertmanager victoria-metrics redis-server redis-tools python3-venv nodejs npm; }
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq prometheus prometheus-alertmanager victoria-metrics redis-server redis-tools python3-venv nodejs npm chromium chromium-driver; }
 
 python: $(BIN)/tenantpulse
 

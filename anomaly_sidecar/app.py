@@ -32,7 +32,14 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 from starlette.concurrency import run_in_threadpool
 
 from tenantpulse.anomaly_sidecar.exposition import CONTENT_TYPE
-from tenantpulse.anomaly_sidecar.facade import ForecastResult, PredictiveAnalytics, forecast_grid
+from tenantpulse.anomaly_sidecar.facade import (
+    ForecastResult,
+    Forecasts,
+    ForecastUnavailable,
+    PredictiveAnalytics,
+    forecast_grid,
+)
+from tenantpulse.anomaly_sidecar.forecast import HISTORY_PER_HORIZON, history_needed
 from tenantpulse.anomaly_sidecar.reader import MAX_POINTS_PER_REQUEST, QueryError
 from tenantpulse.anomaly_sidecar.service import SidecarService
 from tenantpulse.conventions import indicators
@@ -273,7 +280,12 @@ async def train(request: Request, req: TrainRequest, service: Service, key: Key)
     "/predict",
     response_model=PredictResponse,
     responses={
-        404: {"model": ErrorBody, "description": "No history for this series."},
+        404: {"model": ErrorBody, "description": "`no_data`: no history for this series."},
+        409: {
+            "model": ErrorBody,
+            "description": "`insufficient_history`: less history than the horizon needs; `detail` gives "
+            "`needed_seconds` and `have_seconds`.",
+        },
         **UNAVAILABLE,
         **BUSY,
     },
@@ -356,6 +368,16 @@ def _too_much(field: str, what: str, n: float, limit: int, hint: str) -> ApiErro
 def _check_forecast_cost(req: PredictRequest) -> None:
     """422 before any query when the forecast would read or answer more than the limits allow."""
     horizon, span, step = forecast_grid(req.horizon, req.history, req.step)
+    needed = history_needed(horizon, step)
+    if span < needed:
+        field = "history" if span < HISTORY_PER_HORIZON * horizon or not req.step else "step"
+        raise ApiError(
+            422,
+            "invalid_input",
+            f"a {format_duration(horizon)} forecast needs at least {format_duration(needed)} of history "
+            f"at this step, and {format_duration(span)} was asked",
+            field,
+        )
     read = math.floor(span / step) + 1
     if read > MAX_HISTORY_POINTS:
         field = "step" if req.step else "history"
@@ -489,19 +511,20 @@ async def _forecast(request: Request, service: SidecarService, req: PredictReque
         reader=service.reader, rate_window=format_duration(service.config.rate_window)
     )
 
-    def work(stop: threading.Event) -> dict[str, ForecastResult]:  # one range query: nothing to stop between
+    def work(stop: threading.Event) -> Forecasts:  # one range query: nothing to stop between
         return analytics.forecast(
             req.indicator, req.horizon, req.confidence_interval, req.tenant_id, req.history, req.step
         )
 
     try:
-        results = await _gate(request).run(request, req.tenant_id, work)
+        return (await _gate(request).run(request, req.tenant_id, work))[req.tenant_id]
     except QueryError as exc:
         raise _unavailable(exc) from None
-    result = results.get(req.tenant_id)
-    if result is None:
-        raise ApiError(404, "no_data", "no history for this tenant and indicator", "tenant_id")
-    return result
+    except ForecastUnavailable as exc:
+        if exc.needed_seconds is None:
+            raise ApiError(404, "no_data", exc.reason, "tenant_id") from None
+        figures = {"needed_seconds": exc.needed_seconds, "have_seconds": exc.have_seconds}
+        raise ApiError(409, "insufficient_history", exc.reason, "horizon", detail=[figures]) from None
 
 
 def _points(result: ForecastResult) -> list[ForecastPoint]:

@@ -69,6 +69,11 @@ def register(root: argparse._SubParsersAction, generate: argparse._SubParsersAct
     p.add_argument("--forecast-step", default="5m", help="sample spacing of that history")
     p.add_argument("--confidence", type=float, default=0.95, help="coverage of the forecast interval (0-1)")
     p.add_argument("--forget-after", default="1d", help="drop series absent this long")
+    p.add_argument(
+        "--latency-offset",
+        default="30s",
+        help="newest part of the backfill read by instant queries (VictoriaMetrics' -search.latencyOffset; 0: none)",
+    )
     auth = p.add_mutually_exclusive_group()
     auth.add_argument("--bearer-token-file", metavar="FILE", help="bearer token for the query API")
     auth.add_argument("--basic-auth-file", metavar="FILE", help="'user:password' for the query API")
@@ -139,6 +144,9 @@ def build_config(args: argparse.Namespace) -> ServiceConfig:
         forecast_step=parse_duration(args.forecast_step),
         confidence=args.confidence,
         forget_after=parse_duration(args.forget_after),
+        latency_offset=0.0
+        if args.latency_offset.strip() in ("0", "0s")
+        else parse_duration(args.latency_offset),
         state_codec=state_file.CipherCodec(StateCipher(key)) if key else state_file.PLAIN,
     )
 

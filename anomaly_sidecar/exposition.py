@@ -7,7 +7,9 @@ own small table and shares only the escaping, number format and headers.
 With 100k series x 7 families, ``prometheus_client`` would build a Sample object per value on
 every scrape. Here each series' label set is rendered once when the series appears; values live
 in numpy arrays indexed like the detector bank; a render only formats the numbers. Series with no
-value yet (NaN, e.g. before the first forecast) are left out rather than exposed as NaN. ``scrape``
+value yet (NaN, e.g. before the first forecast) are left out rather than exposed as NaN, except the
+score of a series warming up: it is exposed as NaN, so the series is there (dashboards list it, alert
+comparisons are false, ``max_over_time`` skips it) and says it has no score yet, not 0. ``scrape``
 adds the process's own ``process_*`` metrics (``exporters.exposition.with_process_metrics``).
 """
 
@@ -26,6 +28,7 @@ SERIES_FAMILIES: tuple[c.Metric, ...] = (
     c.ANOMALY_EXPECTED,
     c.ANOMALY_LOWER,
     c.ANOMALY_UPPER,
+    c.ANOMALY_WARMUP_REMAINING,
 )
 FORECAST_FAMILIES: tuple[c.Metric, ...] = (c.FORECAST, c.FORECAST_LOWER, c.FORECAST_UPPER)
 HEALTH_FAMILIES: tuple[c.Metric, ...] = (
@@ -51,6 +54,7 @@ class OutputTable:
         self._lock = threading.Lock()
         self._labels: list[str | None] = [None] * capacity
         self.values = {m.name: np.full(capacity, np.nan) for m in SERIES_FAMILIES + FORECAST_FAMILIES}
+        self.warming = np.zeros(capacity, bool)  # series whose score is exposed as NaN (see set_warming)
         self.health: dict[str, float] = {m.name: 0.0 for m in HEALTH_FAMILIES}
         self._series = b""  # the per-series families: rendered once per cycle, kept once
         self._health = b""
@@ -67,6 +71,7 @@ class OutputTable:
         self._labels.extend([None] * extra)
         for name, arr in self.values.items():
             self.values[name] = np.concatenate([arr, np.full(extra, np.nan)])
+        self.warming = np.concatenate([self.warming, np.zeros(extra, bool)])
 
     def add(self, keys: list[tuple[str, str]], indices: np.ndarray) -> None:
         """Render the label sets of new series once (their values start as missing)."""
@@ -81,14 +86,20 @@ class OutputTable:
                 )
                 for arr in self.values.values():
                     arr[idx] = np.nan
+                self.warming[idx] = False
 
     def remove(self, indices: np.ndarray) -> None:
         with self._lock:
             for idx in np.asarray(indices).tolist():
                 self._labels[idx] = None
+            self.warming[indices] = False
 
     def set(self, metric: c.Metric, indices: np.ndarray, values: np.ndarray) -> None:
         self.values[metric.name][indices] = values
+
+    def set_warming(self, indices: np.ndarray, warming: np.ndarray) -> None:
+        """Mark series as warming up: their score (NaN) is exposed as NaN instead of left out."""
+        self.warming[indices] = warming
 
     def set_health(self, metric: c.Metric, value: float) -> None:
         self.health[metric.name] = float(value)
@@ -105,7 +116,8 @@ class OutputTable:
             for metric in SERIES_FAMILIES + FORECAST_FAMILIES:
                 closing = (self.horizon_labels if metric in FORECAST_FAMILIES else "") + "} "
                 vals = self.values[metric.name][active]
-                keep = np.flatnonzero(~np.isnan(vals))
+                known = ~np.isnan(vals)
+                keep = np.flatnonzero(known | self.warming[active] if metric is c.ANOMALY_SCORE else known)
                 parts.append(_header(metric))
                 if len(keep) == len(vals):
                     pairs = zip(labels, vals.tolist(), strict=True)

@@ -21,6 +21,12 @@ from urllib3.util.retry import Retry
 from tenantpulse.kernel.errors import UsageError
 
 RETRY_STATUSES = (429, 500, 502, 503, 504)
+# Sent with every query. VictoriaMetrics hides samples younger than its -search.latencyOffset (default
+# 30s): an instant query "now" answers the value of 30 s ago (nocache=1 turns that off), and a range
+# query repeats the value at now - 30s over its last 30 s (latency_offset=0s turns that off from
+# VictoriaMetrics 1.88 on; before, see ServiceConfig.latency_offset). Prometheus, Thanos and Mimir
+# ignore parameters they do not know.
+FRESH = {"nocache": "1", "latency_offset": "0s"}
 # Prometheus refuses range queries over 11,000 points per series; stay below it.
 MAX_POINTS_PER_REQUEST = 10_000
 
@@ -114,7 +120,7 @@ class PrometheusReader:
     def _call(self, path: str, params: dict[str, str]) -> dict[str, Any]:
         """POST form-encoded (long PromQL fits; every compatible server accepts it) and unwrap ``data``."""
         try:
-            resp = self.session.post(f"{self.url}{path}", data=params, timeout=self.timeout)
+            resp = self.session.post(f"{self.url}{path}", data=params | FRESH, timeout=self.timeout)
         except requests.RequestException as exc:
             raise QueryError(f"{path}: {type(exc).__name__}: {exc}") from None
         try:

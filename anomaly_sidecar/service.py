@@ -11,6 +11,7 @@ cycle, so it recovers by itself.
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -23,9 +24,10 @@ import structlog
 
 from tenantpulse.anomaly_sidecar import state as state_file
 from tenantpulse.anomaly_sidecar.detector import DEFAULT_WARMUP, DetectorBank
+from tenantpulse.anomaly_sidecar.episodes import EpisodeHold
 from tenantpulse.anomaly_sidecar.exposition import FORECAST_FAMILIES, SERIES_FAMILIES, OutputTable
-from tenantpulse.anomaly_sidecar.forecast import forecast
-from tenantpulse.anomaly_sidecar.reader import PrometheusReader, QueryError
+from tenantpulse.anomaly_sidecar.facade import ForecastUnavailable, forecast_series
+from tenantpulse.anomaly_sidecar.reader import PrometheusReader, QueryError, RangeSeries
 from tenantpulse.anomaly_sidecar.registry import Registry, SeriesKey
 from tenantpulse.conventions import catalog as c
 from tenantpulse.conventions import indicators
@@ -57,6 +59,9 @@ class ServiceConfig:
     forecast_step: float = 300.0
     confidence: float = 0.95
     forget_after: float = 86400.0
+    # The newest part of a backfill is read by instant queries, one per step: VictoriaMetrics before 1.88
+    # repeats its last -search.latencyOffset (default 30s) of a range answer; instant ones are exact.
+    latency_offset: float = 30.0
     state_codec: state_file.Codec = field(default=state_file.PLAIN)
 
     def __post_init__(self) -> None:
@@ -110,7 +115,8 @@ class SidecarService:
         n = bank.capacity
         self.observed = np.zeros(n)  # samples learned per series: warm-up progress, shown by the API
         self.last_t = np.full(n, -np.inf)  # time of the newest sample learned, so none is fed twice
-        self.prev_score = np.full(n, np.nan)  # each series' score one sample back (see learn)
+        self.episodes = EpisodeHold()  # the shown score, held for each episode (see learn)
+        self.episodes.grow(n)
         self.last_seen = np.full(n, np.inf)  # when Prometheus last returned the series (+inf: free slot)
 
     def _allocate(self, n: int) -> np.ndarray:
@@ -119,11 +125,11 @@ class SidecarService:
             extra = self.bank.capacity - self.observed.size
             self.observed = np.concatenate([self.observed, np.zeros(extra)])
             self.last_t = np.concatenate([self.last_t, np.full(extra, -np.inf)])
-            self.prev_score = np.concatenate([self.prev_score, np.full(extra, np.nan)])
+            self.episodes.grow(self.bank.capacity)
             self.last_seen = np.concatenate([self.last_seen, np.full(extra, np.inf)])
         self.observed[idx] = 0
         self.last_t[idx] = -np.inf
-        self.prev_score[idx] = np.nan
+        self.episodes.reset(idx)
         self.last_seen[idx] = time.time()
         return idx
 
@@ -133,9 +139,10 @@ class SidecarService:
         """Feed samples (any order, possibly several per series) in time order; skip already-learned ones.
 
         Returns ``(learned, alarms_in_last_step_per_series)``. The newest result of each series goes
-        to the output table, its score held for one more sample: the detector scores an episode once,
-        and Prometheus scraping at the cycle's own pace sees each cycle's value once at best (with
-        jitter, some never), so an unheld one-sample peak, and the alert it should raise, can be missed.
+        to the output table. Its score is held for the episode and then decays at a stated pace
+        (``episodes``): the detector scores an episode once, and a scrape or a graph step that misses
+        that one sample would miss the episode. A series still warming up has no score yet (NaN on
+        /metrics, not 0) and ``ANOMALY_WARMUP_REMAINING`` says how many samples it still needs.
         """
         fresh = t > self.last_t[idx]
         idx, t, x = idx[fresh], t[fresh], x[fresh]
@@ -154,16 +161,21 @@ class SidecarService:
         for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, idx.size], strict=True):
             i = idx[lo:hi]
             r = self.bank.update(i, t[lo:hi], x[lo:hi])
-            held = np.fmax(r.score, self.prev_score[i])
-            self.prev_score[i] = r.score
+            shown = self.episodes.update(
+                i, t[lo:hi], x[lo:hi], r.score, r.lower, r.upper, self.bank.threshold
+            )
+            warming = self.observed[i] < self.bank.warmup  # samples learned before this one
+            self.observed[i] += np.isfinite(x[lo:hi])
+            remaining = np.maximum(self.bank.warmup - self.observed[i], 0.0)
             for metric, values in (
-                (c.ANOMALY_SCORE, held),
+                (c.ANOMALY_SCORE, np.where(warming, np.nan, shown)),
+                (c.ANOMALY_WARMUP_REMAINING, np.where(warming, remaining, np.nan)),
                 (c.ANOMALY_EXPECTED, r.expected),
                 (c.ANOMALY_LOWER, r.lower),
                 (c.ANOMALY_UPPER, r.upper),
             ):
                 self.table.set(metric, i, values)
-            self.observed[i] += np.isfinite(x[lo:hi])
+            self.table.set_warming(i, warming)
             self.last_t[i] = t[lo:hi]
             alarms = int(r.alarm.sum())
         self.last_seen[idx] = time.time()
@@ -186,13 +198,7 @@ class SidecarService:
         chosen = self.indicators if names is None else [indicators.get(n) for n in names]
         window = format_duration(self.config.rate_window)
         fetched = [
-            (
-                ind.name,
-                self.reader.query_range(
-                    ind.promql(tenants, window=window), end - span, end, self.config.interval
-                ),
-            )
-            for ind in chosen
+            (ind.name, self.history(ind.promql(tenants, window=window), end - span, end)) for ind in chosen
         ]
         learned = 0
         with self.lock:
@@ -209,6 +215,23 @@ class SidecarService:
         if learned:
             self.table.render_series()
         return learned
+
+    def history(self, expr: str, start: float, end: float) -> list[RangeSeries]:
+        """``expr`` from ``start`` to ``end`` at the cycle step: a range query up to ``latency_offset``
+        before ``end``, then one instant query per step after it (see ServiceConfig.latency_offset)."""
+        step = self.config.interval
+        tail = min(self.config.latency_offset, end - start)
+        n_tail = math.floor(tail / step)
+        cut = end - n_tail * step
+        rows = self.reader.query_range(expr, start, cut, step) if cut >= start else []
+        merged = {tuple(sorted(r.labels.items())): (r.labels, [r.times], [r.values]) for r in rows}
+        for k in range(n_tail - 1, -1, -1):
+            vec = self.reader.query(expr, at=end - k * step)
+            for labels, t, x in zip(vec.labels, vec.times.tolist(), vec.values.tolist(), strict=True):
+                entry = merged.setdefault(tuple(sorted(labels.items())), (labels, [], []))
+                entry[1].append(np.array([t]))
+                entry[2].append(np.array([x]))
+        return [RangeSeries(lab, np.concatenate(ts), np.concatenate(xs)) for lab, ts, xs in merged.values()]
 
     def _resolve_rows(
         self, name: str, rows: list[Any], asked_at: float
@@ -295,7 +318,7 @@ class SidecarService:
             arr[slots] = np.nan
         self.observed[slots] = 0
         self.last_t[slots] = -np.inf
-        self.prev_score[slots] = np.nan
+        self.episodes.reset(slots)
         self.last_seen[slots] = np.inf
 
     def _publish(self, report: CycleReport, series_changed: bool) -> None:
@@ -324,10 +347,19 @@ class SidecarService:
             found: list[tuple[SeriesKey, Any]] = []
             for row in rows:
                 key = (row.labels.get(c.TENANT, ""), ind.name)
-                if key in self.registry and np.isfinite(row.values).sum() >= 3:
+                if key not in self.registry:
+                    continue
+                try:  # too little history yet: no forecast series until there is (docs/anomaly-model.md)
                     found.append(
-                        (key, forecast(row.values, cfg.forecast_step, cfg.forecast_horizon, cfg.confidence))
+                        (
+                            key,
+                            forecast_series(
+                                row, ind.name, cfg.forecast_horizon, cfg.confidence, cfg.forecast_step
+                            ),
+                        )
                     )
+                except ForecastUnavailable:
+                    continue
             with self.lock:  # indices are looked up now: a series retrained meanwhile has moved
                 for key, f in found:
                     i = self.registry.get(key)

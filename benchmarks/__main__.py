@@ -14,6 +14,11 @@ def main(names: list[str]) -> None:
     if names[:1] == ["nab-cv"]:  # the cross-validated NAB score; its options follow (--help)
         importlib.import_module("benchmarks.nab_cv").main(names[1:])
         return
+    if names[:1] == [
+        "forecast-accuracy"
+    ]:  # MASE and interval coverage on NAB (benchmarks/forecast_accuracy.py)
+        importlib.import_module("benchmarks.forecast_accuracy").main(names[1:])
+        return
     found = sorted(m.name for m in pkgutil.iter_modules(benchmarks.__path__) if m.name.startswith("bench_"))
     chosen = [m for m in found if not names or m.removeprefix("bench_") in names]
     for name in chosen:

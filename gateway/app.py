@@ -65,6 +65,7 @@ from tenantpulse.gateway.backend import (
     BackendKind,
 )
 from tenantpulse.gateway.enforce import EnforceError, enforce, enforce_match, tenant_selector
+from tenantpulse.grafana.live.gateway_reader import mount_live_view
 from tenantpulse.kernel.durations import parse_duration
 from tenantpulse.kernel.errors import UsageError
 from tenantpulse.otel.asgi import instrument_app
@@ -581,6 +582,7 @@ def create_app(
         app.add_api_route(endpoint.path, _handler(endpoint), methods=["GET", "POST"])
     app.add_api_route("/healthz", healthz, methods=["GET"])
     app.add_api_route("/metrics", metrics, methods=["GET"])
+    mount_live_view(app)  # the dashboards, live, at /dashboards (grafana.live.gateway_reader)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_middleware(RequestContext)  # request id, one access-log line, a JSON 500
     return instrument_app(app)

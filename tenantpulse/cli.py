@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "tenantpulse.security.rekey",
     "tenantpulse.alert_rules.cli",
     "tenantpulse.grafana.cli",
+    "tenantpulse.grafana.live_cli",
     "tenantpulse.anomaly_sidecar.backtest",
     "tenantpulse.anomaly_sidecar.cli",
     "tenantpulse.gateway.cli",

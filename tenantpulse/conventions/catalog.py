@@ -218,6 +218,14 @@ ANOMALY_SCORE = Metric(
     "How unusual the indicator is now, calibrated to [0, 1].",
     (TENANT, INDICATOR),
 )
+ANOMALY_WARMUP_REMAINING = Metric(
+    "tenantpulse_anomaly_warmup_remaining",
+    "gauge",
+    "",
+    "Samples the series still needs before it is scored; present only while it warms up, when its "
+    "anomaly score is NaN.",
+    (TENANT, INDICATOR),
+)
 ANOMALY_EXPECTED = Metric(
     "tenantpulse_anomaly_expected",
     "gauge",

@@ -24,6 +24,7 @@ import requests
 from tenantpulse.conventions import catalog as c
 from tenantpulse.demo.alerting import AlertingComponent
 from tenantpulse.demo.context import TENANTS, Component, DemoContext
+from tenantpulse.demo.dashboards import DashboardsComponent
 from tenantpulse.demo.exporter import ExporterComponent, TrafficComponent, misbehaviour
 from tenantpulse.demo.gateway import GatewayComponent
 from tenantpulse.demo.prometheus import PrometheusComponent
@@ -32,7 +33,8 @@ from tenantpulse.kernel.durations import is_prometheus_duration, parse_duration
 from tenantpulse.kernel.errors import UsageError
 
 # The demo's parts, in start order (stopped in reverse). Alerting adds the rule file and Alertmanager
-# target Prometheus starts with; the gateway and the sidecar need Prometheus running.
+# target Prometheus starts with; the gateway and the sidecar need Prometheus running; the live dashboards
+# read through the gateway.
 COMPONENTS: list[Callable[[], Component]] = [
     ExporterComponent,
     TrafficComponent,
@@ -40,6 +42,7 @@ COMPONENTS: list[Callable[[], Component]] = [
     PrometheusComponent,
     GatewayComponent,
     SidecarComponent,
+    DashboardsComponent,
 ]
 
 

@@ -258,3 +258,18 @@ def test_facade_detect_and_forecast() -> None:
         assert (f["t3"].lower <= f["t3"].mean).all() and (f["t3"].mean <= f["t3"].upper).all()
         with pytest.raises(KeyError, match="valid"):
             PredictiveAnalytics(reader=reader).forecast("nope")
+
+
+def test_predict_with_too_little_history_says_how_much_it_needs(api: tuple[TestClient, World]) -> None:
+    client, world = api
+    world.since = time.time() - 3 * 3600  # a Prometheus that has held samples for three hours
+    body = {"tenant_id": "t1", "indicator": "request_rate", "horizon": "30d"}
+    r = client.post("/analytics/ml/predict", json=body, headers=auth("t1:read"))
+    assert r.status_code == 409, r.text
+    out = r.json()
+    assert out["error"] == "insufficient_history" and out["field"] == "horizon"
+    assert "30d forecast needs at least 7d12h of history" in out["reason"] and "t1" in out["reason"]
+    assert out["detail"][0]["needed_seconds"] == 7.5 * 86400
+    assert 2 * 3600 <= out["detail"][0]["have_seconds"] <= 4 * 3600
+    r = client.post("/analytics/ml/predict", json=body | {"horizon": "6h"}, headers=auth("t1:read"))
+    assert r.status_code == 200 and len(r.json()["forecast"]) == 6 * 3600 / 45  # 6h ahead needs 1h30m

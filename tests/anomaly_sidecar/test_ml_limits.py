@@ -85,7 +85,9 @@ def range_queries(fake: FakePrometheusApi) -> int:
     [
         ({"history": "3650d", "step": "0.001"}, "step"),  # ~3x10^11 points: ~3x10^7 range queries
         ({"horizon": "2w", "step": "1"}, "step"),  # 1.2 million points answered
-        ({"history": "1d", "horizon": "30d"}, "horizon"),  # the default step answers too many
+        ({"history": "8d", "horizon": "30d"}, "horizon"),  # the default step answers too many
+        ({"history": "1d", "horizon": "30d"}, "history"),  # a 30d forecast needs 7d12h of history
+        ({"history": "1h", "step": "10m"}, "step"),  # 6 values: a forecast needs 12
         ({"horizon": "1000y"}, "horizon"),
         ({"history": "1000y"}, "history"),
         ({"step": "1000y"}, "step"),

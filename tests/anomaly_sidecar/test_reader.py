@@ -43,7 +43,8 @@ def test_instant_query_parses_values_including_special_floats(
     assert vec.values[0] == 1.5 and np.isnan(vec.values[1]) and vec.values[2] == np.inf
     assert (vec.times == 1700000000.0).all()
     path, form, _ = api.requests[0]
-    assert path == "/api/v1/query" and form == {"query": "up", "time": "1700000000.0"}
+    assert path == "/api/v1/query"
+    assert form == {"query": "up", "time": "1700000000.0", "nocache": "1", "latency_offset": "0s"}
 
 
 @pytest.mark.parametrize(

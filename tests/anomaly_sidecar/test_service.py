@@ -36,6 +36,7 @@ class World:
         self.tenants = tenants
         self.spiking: dict[str, float] = {}  # tenant -> time from which its values are 8x
         self.down = False
+        self.since = -math.inf  # no samples before this time (a freshly started Prometheus)
         self.queries: list[str] = []
         w = format_duration(WINDOW)
         self.by_expr = {indicators.get(n).promql(window=w): (n, None) for n in WATCH}
@@ -63,6 +64,7 @@ class World:
             return 200, vector_answer([({c.TENANT: x}, self.value(x, name, t)) for x in tenants], t)
         start, end, step = float(form["start"]), float(form["end"]), float(form["step"])
         times = np.arange(start, end + step / 2, step)
+        times = times[times >= self.since]
         rows = [({c.TENANT: x}, [(t, self.value(x, name, t)) for t in times]) for x in tenants]
         return 200, matrix_answer(rows)
 
@@ -137,23 +139,50 @@ def test_a_spike_raises_only_its_tenants_score(world: tuple[World, FakePrometheu
     assert ("t7", "request_rate") in alarms and all(t == "t7" for t, _ in alarms)
 
 
-def test_a_one_sample_peak_stays_exposed_for_one_more_cycle(world: tuple[World, FakePrometheusApi]) -> None:
-    """The detector scores an episode once; a scrape at the cycle's pace can fall beside that one value,
-    so the exposed score holds it one more cycle (the alert rule then sees it whatever the jitter)."""
+def test_an_episode_stays_exposed_while_it_lasts_then_decays(world: tuple[World, FakePrometheusApi]) -> None:
+    """The detector scores an episode once; the exposed score holds its peak while the value stays
+    outside the band it broke out of, then falls at DECAY_PER_MINUTE (docs/sidecar.md)."""
     w, api = world
     svc = make_service(api)
     svc.backfill(300.0)
     svc.cycle()
-    w.spike("t7")
+    w.spike("t7")  # 8x from now on: an episode that lasts
     key = ("t7", "request_rate")
-    held = []
-    for _ in range(3):
+    shown = []
+    for _ in range(6):
         svc.cycle()
-        held.append(exposed(svc)[c.ANOMALY_SCORE.name][key])
-    raw = svc.prev_score[svc.registry.get(key)]
-    assert held[0] >= svc.bank.threshold
-    assert held[1] == held[0]  # the detector has moved on (the episode alarmed); the peak is still shown
-    assert held[2] < svc.bank.threshold and raw < svc.bank.threshold
+        shown.append(exposed(svc)[c.ANOMALY_SCORE.name][key])
+    assert shown[0] >= svc.bank.threshold
+    assert shown == [shown[0]] * 6  # held at the peak for the whole episode
+    calm = [v for (t, _), v in exposed(svc)[c.ANOMALY_SCORE.name].items() if t != "t7"]
+    assert max(calm) < svc.bank.threshold
+    w.spiking.clear()  # back inside the band: the decay starts
+    time.sleep(0.5)
+    svc.cycle()
+    after = exposed(svc)[c.ANOMALY_SCORE.name][key]
+    assert shown[0] - 0.1 / 60 * 2 < after < shown[0]  # 0.1 per minute: about 0.001 in half a second
+    assert after >= svc.bank.threshold  # still visible: a one-minute fall to 0.9
+
+
+def test_warm_up_shows_nan_not_zero_and_says_how_many_samples_are_left(
+    world: tuple[World, FakePrometheusApi],
+) -> None:
+    _, api = world
+    svc = make_service(api, warmup=40, backfill=10.0, latency_offset=0.0)
+    svc.backfill(10.0)  # 11 samples: 29 to go
+    out = exposed(svc)
+    scores = out[c.ANOMALY_SCORE.name]  # every series is there, with no score yet: NaN, not 0
+    assert len(scores) == len(TENANTS) * len(WATCH) and all(math.isnan(v) for v in scores.values())
+    assert all(m["score"] is None and m["warming_up"] for m in svc.models())
+    remaining = out[c.ANOMALY_WARMUP_REMAINING.name]
+    assert set(remaining.values()) == {29.0} and len(remaining) == len(TENANTS) * len(WATCH)
+    assert out[c.ANOMALY_EXPECTED.name]  # the band is shown meanwhile
+    for _ in range(30):
+        svc.cycle()
+    out = exposed(svc)
+    scores = out[c.ANOMALY_SCORE.name]
+    assert len(scores) == len(TENANTS) * len(WATCH) and not any(math.isnan(v) for v in scores.values())
+    assert not out.get(c.ANOMALY_WARMUP_REMAINING.name)
 
 
 def test_outage_marks_stale_keeps_values_and_recovers(world: tuple[World, FakePrometheusApi]) -> None:
@@ -250,7 +279,7 @@ def test_shards_split_the_series_without_overlap(world: tuple[World, FakePrometh
     shards = [make_service(api, shard_index=i, shard_count=3) for i in range(3)]
     for s in shards:
         s.cycle()
-    sets = [set(exposed(s)[c.ANOMALY_SCORE.name]) for s in shards]
+    sets = [set(exposed(s)[c.ANOMALY_EXPECTED.name]) for s in shards]  # (no score yet: warming up)
     assert sum(len(x) for x in sets) == len(set().union(*sets)) == len(TENANTS) * len(WATCH)
 
 

@@ -22,7 +22,7 @@ from tests.support.shared import REPO
 
 pytestmark = pytest.mark.integration
 
-CHILDREN = 5  # exporter, Alertmanager, Prometheus, query gateway, sidecar
+CHILDREN = 6  # exporter, Alertmanager, Prometheus, query gateway, sidecar, live dashboards
 
 
 class Demo:

@@ -37,8 +37,8 @@ from tests.support.sidecar import Sidecar
 pytestmark = pytest.mark.integration
 
 TENANTS = ("t1", "t2")
-HORIZON = "1h"
-# Fast cycles and forecasts from a minute of 1s-step history, so the sidecar publishes within seconds.
+HORIZON = "30s"  # a forecast needs a quarter of its horizon as history (anomaly_sidecar.forecast)
+# Fast cycles and forecasts from seconds of 1s-step history, so the sidecar publishes within seconds.
 SIDECAR_ARGS = (
     "--warmup", "0",
     "--forecast-every", "2s",
