@@ -72,3 +72,9 @@ def configure_logging(level: str = "info", fmt: str = "json") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        # An in-process uvicorn server configured with its own defaults leaves these with handlers of
+        # their own and propagate off: their lines would bypass the chain above.
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True
