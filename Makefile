@@ -11,8 +11,10 @@ setup: system python
 
 system:
 	@command -v prometheus >/dev/null && command -v prometheus-alertmanager >/dev/null && command -v victoria-metrics >/dev/null && command -v redis-server >/dev/null && command -v redis-cli >/dev/null && command -v npm >/dev/null && command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  pkgs="prometheus prometheus-alertmanager victoria-metrics redis-server redis-tools python3-venv chromium chromium-driver"; \
+	  command -v npm >/dev/null || pkgs="$$pkgs nodejs npm"; \
 	  $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq prometheus prometheus-alertmanager victoria-metrics redis-server redis-tools python3-venv nodejs npm chromium chromium-driver; }
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$pkgs; }
 
 python: $(BIN)/tenantpulse
 
