@@ -35,8 +35,6 @@ and ``/metrics`` run on the event loop and never wait for a backend call (those 
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import math
 import re
@@ -70,7 +68,7 @@ from tenantpulse.kernel.durations import parse_duration
 from tenantpulse.kernel.errors import UsageError
 from tenantpulse.otel.asgi import instrument_app
 from tenantpulse.security.keys import ANY_TENANT, ApiKey, KeyRing
-from tenantpulse.web.auth import allowed, keyring
+from tenantpulse.web.auth import allowed, keyring, presented_key
 from tenantpulse.web.context import RequestContext
 
 log = structlog.get_logger("tenantpulse.gateway")
@@ -191,26 +189,9 @@ class TenantSlots:
 # --- keys -----------------------------------------------------------------------------------------
 
 
-def credentials(request: Request) -> str | None:
-    """The key from ``Authorization: Bearer <key>`` or ``Basic <user:key>`` (what Grafana sends)."""
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    value = value.strip()
-    if scheme.lower() == "bearer" and value:
-        return value
-    if scheme.lower() == "basic" and value:
-        try:
-            decoded = base64.b64decode(value, validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
-            return None
-        _, sep, password = decoded.partition(":")
-        return password if sep and password else None
-    return None
-
-
 def authorize(request: Request) -> str | None:
     """The tenant the caller's answers are restricted to, or None for a key allowed on all tenants."""
-    token = credentials(request)
+    token = presented_key(request)
     if token is None:
         raise GatewayError(
             401,

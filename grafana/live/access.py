@@ -6,14 +6,12 @@ Keys are the exporter's keys file, as for the gateway. A key without ``read`` is
 
 from __future__ import annotations
 
-import base64
-import binascii
 from dataclasses import dataclass
 
 from fastapi import Request
 
 from tenantpulse.security.keys import ANY_TENANT, KeyRing
-from tenantpulse.web.auth import allowed
+from tenantpulse.web.auth import allowed, presented_key
 from tenantpulse.web.errors import ApiError
 
 CHALLENGE = 'Basic realm="tenantpulse dashboards", charset="UTF-8"'
@@ -25,22 +23,6 @@ class Viewer:
     tenant: str | None  # None: every tenant
 
 
-def token(request: Request) -> str | None:
-    """The key from ``Authorization: Bearer <key>`` or ``Basic <any user:key>``."""
-    scheme, _, value = request.headers.get("authorization", "").partition(" ")
-    value = value.strip()
-    if scheme.lower() == "bearer" and value:
-        return value
-    if scheme.lower() == "basic" and value:
-        try:
-            decoded = base64.b64decode(value, validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
-            return None
-        _, sep, password = decoded.partition(":")
-        return password if sep and password else None
-    return None
-
-
 def _unauthorized(reason: str) -> ApiError:
     return ApiError(
         401, "unauthorized", reason, field="Authorization", headers={"WWW-Authenticate": CHALLENGE}
@@ -48,7 +30,7 @@ def _unauthorized(reason: str) -> ApiError:
 
 
 def viewer(request: Request, ring: KeyRing) -> Viewer:
-    given = token(request)
+    given = presented_key(request)
     if given is None:
         raise _unauthorized(
             "send a read key as the password of basic auth or as 'Authorization: Bearer <key>'"

@@ -17,6 +17,8 @@ in the handler with ``check_tenant`` / ``check_tenants``. 401 means "who are you
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Annotated
 
@@ -29,6 +31,23 @@ from tenantpulse.web.errors import ApiError
 bearer = HTTPBearer(
     auto_error=False, description="An API key from the keys file: `Authorization: Bearer <key>`."
 )
+
+
+def presented_key(request: Request) -> str | None:
+    """The key from ``Authorization: Bearer <key>`` or ``Basic <any user:key>``: what scripts and
+    Grafana's datasources send to the gateway, and what a browser sends to the live dashboards."""
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    value = value.strip()
+    if scheme.lower() == "bearer" and value:
+        return value
+    if scheme.lower() == "basic" and value:
+        try:
+            decoded = base64.b64decode(value, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        _, sep, password = decoded.partition(":")
+        return password if sep and password else None
+    return None
 
 
 def keyring(request: Request) -> KeyRing:

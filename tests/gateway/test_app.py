@@ -347,10 +347,9 @@ def test_concurrency_per_tenant_and_health_never_waits(
                 f"{url}/api/v1/query", data={"query": "x"}, headers=auth_headers(keys["t1:read"]), timeout=10
             )
             assert is_prometheus_error(r, 429, "too_many_requests") and r.headers["retry-after"] == "1"
-            started = time.perf_counter()
+            # the held calls wait for ``release``: probes answering now never waited on them
             assert requests.get(f"{url}/healthz", timeout=5).json() == {"status": "ok"}
             assert requests.get(f"{url}/metrics", timeout=5).status_code == 200
-            assert time.perf_counter() - started < 1.0
             release.set()
             assert [f.result().status_code for f in (*held, other)] == [200, 200, 200]
         r = requests.post(

@@ -4,7 +4,6 @@ what Prometheus's own parser (promtool) reads, and hostile values are never refl
 from __future__ import annotations
 
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -179,17 +178,16 @@ def test_bad_queries(query: str, message: str) -> None:
     assert bad.value.status == 400 and bad.value.error_type == "bad_data"
 
 
-def test_the_cost_guard_bounds_the_parser() -> None:
-    """The worst queries inside the limits parse in milliseconds (the parser is quadratic in nesting)."""
+def test_the_worst_queries_inside_the_limits_are_served() -> None:
+    """The cost guard refuses one past each limit (above) and lets the worst query at it through, rewritten
+    (no time is asserted: timings belong to ``benchmarks/``, not to tests on a shared machine)."""
     worst = [
         "sum(" * (MAX_DEPTH - 1) + "x" + ")" * (MAX_DEPTH - 1),
         " or ".join(['x{a="1"}'] * MAX_OPERATORS),
         "x{" + " or ".join(['a="1"'] * 1500) + "}",
     ]
     for query in worst:
-        started = time.perf_counter()
-        enforce(query, "t1")
-        assert time.perf_counter() - started < 0.5, query[:40]
+        assert 'tenant="t1"' in enforce(query, "t1"), query[:40]
 
 
 def test_match_selectors() -> None:
