@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from benchmarks.bench_nab import NabFile
-from benchmarks.nab_cv import calm_rate, category, cross_validated, stratified_folds
+from benchmarks.nab_cv import calm_rate, category, cross_validated, kept, stratified_folds
 
 
 def fake_files() -> list[NabFile]:
@@ -56,6 +56,13 @@ def test_choosing_among_candidates_is_cross_validated_too() -> None:
     assert both.cv["standard"] == pytest.approx(100.0)  # the good one wins in every fold
     alone = cross_validated(files, [half], 3, 2)
     assert alone.cv["standard"] < both.cv["standard"]
+
+
+def test_excluded_files_are_left_out_by_any_part_of_their_name() -> None:
+    files = fake_files()
+    keep = kept(files, ["tweets/", "aws/f3."])
+    assert [files[i].name for i in keep if files[i].name.startswith(("tweets", "aws/f3"))] == []
+    assert len(keep) == len(files) - 5 - 1 and kept(files, []) == list(range(len(files)))
 
 
 def test_calm_noise_rarely_reaches_medium() -> None:
