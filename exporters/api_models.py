@@ -1,7 +1,7 @@
 """Request and response bodies of the HTTP API, as pydantic models.
 
 They check shape, types and label-value syntax (``extra="forbid"``, strict types) so the collector only
-ever sees well-formed ``AppEvent``/``BusinessFigures``; the collector keeps the checks only it can make
+ever sees well-formed events (``EventIn`` is one, see ``events.Event``) and ``BusinessFigures``; the collector keeps the checks only it can make
 (series caps, metadata allowlists). The same models produce the OpenAPI document. Error answers are
 ``tenantpulse.web.errors.ErrorBody``.
 """
@@ -23,7 +23,7 @@ from pydantic import (
 
 from tenantpulse.conventions.catalog import EVENT_TYPE_RE, TENANT_ID_PATTERN
 from tenantpulse.exporters.collector import MAX_ACTIVE_USERS, MAX_REVENUE
-from tenantpulse.exporters.events import AppEvent, BusinessFigures
+from tenantpulse.exporters.events import BusinessFigures
 
 # Event types become label values; the collector's rule is the one rule (short, nothing to escape).
 EVENT_TYPE_PATTERN = EVENT_TYPE_RE.pattern
@@ -89,9 +89,6 @@ class EventIn(BaseModel):
         description="duration_ms / duration_seconds become the duration histogram.",
         json_schema_extra={"additionalProperties": False},  # keys outside the pattern are refused
     )
-
-    def to_event(self) -> AppEvent:
-        return AppEvent(self.tenant_id, self.user_id, self.event_type, self.metadata)
 
 
 class BusinessIn(BaseModel):

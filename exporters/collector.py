@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from tenantpulse.conventions import catalog as c
-from tenantpulse.exporters.events import AppEvent, BusinessFigures, IngestError
+from tenantpulse.exporters.events import AppEvent, BusinessFigures, Event, IngestError
 from tenantpulse.exporters.exposition import (
     Exemplar,
     HistogramTable,
@@ -222,7 +222,7 @@ class MetricsCollector:
 
     def ingest(
         self,
-        events: Sequence[AppEvent],
+        events: Sequence[Event],
         business: Sequence[BusinessFigures] = (),
         commit: Callable[[Delta], object] | None = None,
     ) -> int:
@@ -244,7 +244,7 @@ class MetricsCollector:
 
     def _ingest_shared(
         self,
-        events: Sequence[AppEvent],
+        events: Sequence[Event],
         business: Sequence[BusinessFigures],
         commit: Callable[[Delta], object],
     ) -> None:
@@ -298,7 +298,7 @@ class MetricsCollector:
         self._shared_series.pop(tenant, None)
         self._generations[tenant] = generation
 
-    def _plan(self, events: Sequence[AppEvent], business: Sequence[BusinessFigures]) -> tuple:
+    def _plan(self, events: Sequence[Event], business: Sequence[BusinessFigures]) -> tuple:
         """Check everything and group the work; touches no state.
 
         The per-event loop is the hot path: a (tenant, event type) pair already held by the tenant

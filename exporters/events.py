@@ -7,7 +7,7 @@ allowlists) and applies a batch whole or not at all.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,6 +18,20 @@ class AppEvent:
     user_id: str | None
     event_type: str
     metadata: dict[str, Any] = field(default_factory=dict)
+
+
+class Event(Protocol):
+    """What the collector reads of an event: ``AppEvent``, or the HTTP layer's validated model as it is
+    (copying 500 validated events into ``AppEvent`` cost a quarter of parsing a batch)."""
+
+    @property
+    def tenant_id(self) -> str: ...
+    @property
+    def user_id(self) -> str | None: ...
+    @property
+    def event_type(self) -> str: ...
+    @property
+    def metadata(self) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from tenantpulse.exporters.api_models import BatchIn, BusinessIn, EventIn
-from tenantpulse.exporters.events import AppEvent, BusinessFigures
+from tenantpulse.exporters.events import BusinessFigures, Event
 from tenantpulse.web.errors import ApiError
 from tenantpulse.web.validation import clean_errors
 
@@ -28,37 +28,40 @@ _INDEX = re.compile(r"^(events|business)\[(\d+)\]")
 
 @dataclass
 class ParsedBatch:
-    """Validated events and figures, plus where each came from in the request (for error messages)."""
+    """Validated events and figures, plus where each came from in the request (for error messages).
 
-    events: list[AppEvent] = field(default_factory=list)
+    An origin list left ``None`` means item ``i`` came from ``events[i]`` / ``business[i]`` of a JSON
+    batch: the common case, whose 500 origin strings would otherwise be built for every batch.
+    """
+
+    events: list[Event] = field(default_factory=list)
     business: list[BusinessFigures] = field(default_factory=list)
-    event_origin: list[str] = field(default_factory=list)
-    business_origin: list[str] = field(default_factory=list)
+    event_origin: list[str] | None = field(default_factory=list)
+    business_origin: list[str] | None = field(default_factory=list)
 
     def tenants(self) -> Iterator[str]:
         yield from (e.tenant_id for e in self.events)
         yield from (b.tenant_id for b in self.business)
 
     def tenant_fields(self) -> Iterator[tuple[str, str]]:
-        yield from (
-            (f"{o}.tenant_id".lstrip("."), e.tenant_id)
-            for o, e in zip(self.event_origin, self.events, strict=True)
-        )
-        yield from (
-            (f"{o}.tenant_id".lstrip("."), b.tenant_id)
-            for o, b in zip(self.business_origin, self.business, strict=True)
-        )
+        for i, e in enumerate(self.events):
+            yield f"{self._origin('events', i)}.tenant_id".lstrip("."), e.tenant_id
+        for i, b in enumerate(self.business):
+            yield f"{self._origin('business', i)}.tenant_id".lstrip("."), b.tenant_id
+
+    def _origin(self, kind: str, index: int) -> str:
+        origins = self.event_origin if kind == "events" else self.business_origin
+        return f"{kind}[{index}]" if origins is None else origins[index]
 
     def where(self, collector_field: str) -> str:
         """Map the collector's ``events[i]...`` field back to where the client put that item."""
         match = _INDEX.match(collector_field)
         if not match:
             return collector_field
-        origins = self.event_origin if match.group(1) == "events" else self.business_origin
-        index = int(match.group(2))
-        if index >= len(origins):
+        kind, index = match.group(1), int(match.group(2))
+        if index >= len(self.events if kind == "events" else self.business):
             return collector_field
-        return (origins[index] + collector_field[match.end() :]).lstrip(".")
+        return (self._origin(kind, index) + collector_field[match.end() :]).lstrip(".")
 
 
 def parse(body: bytes, content_type: str | None, max_items: int) -> ParsedBatch:
@@ -102,14 +105,8 @@ def _from_batch(model: BaseModel, max_items: int) -> ParsedBatch:
     assert isinstance(model, BatchIn)
     if len(model.events) + len(model.business) > max_items:
         raise _too_many(max_items, "events")
-    batch = ParsedBatch()
-    for i, e in enumerate(model.events):
-        batch.events.append(e.to_event())
-        batch.event_origin.append(f"events[{i}]")
-    for i, b in enumerate(model.business):
-        batch.business.append(b.to_figures())
-        batch.business_origin.append(f"business[{i}]")
-    return batch
+    events: list[Event] = list(model.events)  # the validated models are the events (see ``Event``)
+    return ParsedBatch(events, [b.to_figures() for b in model.business], None, None)
 
 
 def _parse_ndjson(body: bytes, max_items: int) -> ParsedBatch:
@@ -139,11 +136,13 @@ def _add_item(batch: ParsedBatch, doc: dict[str, Any], where: str) -> None:
         figures = _validate(BusinessIn, doc, where)
         assert isinstance(figures, BusinessIn)
         batch.business.append(figures.to_figures())
+        assert batch.business_origin is not None
         batch.business_origin.append(where)
     else:
         event = _validate(EventIn, doc, where)
         assert isinstance(event, EventIn)
-        batch.events.append(event.to_event())
+        batch.events.append(event)
+        assert batch.event_origin is not None
         batch.event_origin.append(where)
 
 
