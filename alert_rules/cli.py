@@ -6,9 +6,6 @@ import argparse
 from pathlib import Path
 
 from tenantpulse.alert_rules import checks
-from tenantpulse.alert_rules.alertmanager import write_alertmanager
-from tenantpulse.alert_rules.rules import RULES_FILE, TESTS_FILE, write_rules
-from tenantpulse.alert_rules.spec import load_spec
 
 
 def register(root: argparse._SubParsersAction, generate: argparse._SubParsersAction) -> None:
@@ -35,6 +32,9 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _rules(args: argparse.Namespace) -> int:
+    from tenantpulse.alert_rules.rules import RULES_FILE, TESTS_FILE, write_rules  # yaml: not for --help
+    from tenantpulse.alert_rules.spec import load_spec
+
     paths = write_rules(load_spec(args.spec), args.out, args.name, args.namespace)
     for p in paths:
         print(p)
@@ -46,6 +46,9 @@ def _rules(args: argparse.Namespace) -> int:
 
 
 def _alertmanager(args: argparse.Namespace) -> int:
+    from tenantpulse.alert_rules.alertmanager import write_alertmanager
+    from tenantpulse.alert_rules.spec import load_spec
+
     paths = write_alertmanager(load_spec(args.spec), args.out)
     for p in paths:
         print(p)

@@ -51,6 +51,7 @@ from tenantpulse.otel.asgi import instrument_app
 from tenantpulse.security.audit import AuditLog
 from tenantpulse.security.keys import ANY_TENANT, ApiKey, KeyRing
 from tenantpulse.web.auth import Key, check_tenant, require_scope
+from tenantpulse.web.compression import metrics_response
 from tenantpulse.web.errors import ERROR_RESPONSES, ApiError, ErrorBody
 from tenantpulse.web.install import install
 
@@ -205,9 +206,9 @@ the event loop and never queue behind work in a thread pool."""
 
 
 @probes.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE: {}}}})
-async def metrics(service: Service) -> Response:
+async def metrics(request: Request, service: Service) -> Response:
     """Scores, bands, forecasts and the sidecar's health in Prometheus text format (no auth)."""
-    return Response(service.table.scrape(), media_type=CONTENT_TYPE)
+    return metrics_response(request, service.table.scrape(), CONTENT_TYPE)
 
 
 @probes.get("/healthz")

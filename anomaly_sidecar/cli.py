@@ -4,23 +4,17 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from tenantpulse.anomaly_sidecar import state as state_file
-from tenantpulse.anomaly_sidecar.app import create_app
-from tenantpulse.anomaly_sidecar.detector import DEFAULT_WARMUP
-from tenantpulse.anomaly_sidecar.reader import Auth, PrometheusReader
-from tenantpulse.anomaly_sidecar.registry import check_shard
-from tenantpulse.anomaly_sidecar.service import ServiceConfig, SidecarService
+from tenantpulse.anomaly_sidecar.defaults import DEFAULT_WARMUP
 from tenantpulse.conventions import indicators
 from tenantpulse.conventions.sensitivity import SENSITIVITY
 from tenantpulse.kernel.durations import parse_duration
 from tenantpulse.kernel.errors import UsageError
-from tenantpulse.kernel.serving import serve
-from tenantpulse.otel.logging import configure_logging
-from tenantpulse.security.audit import AuditLog
-from tenantpulse.security.key_reload import KeyReloader
-from tenantpulse.security.keys import KeyRing
-from tenantpulse.security.state_crypto import StateCipher, load_key
+
+if TYPE_CHECKING:  # the service's modules load numpy, scipy and FastAPI: imported by run(), not --help
+    from tenantpulse.anomaly_sidecar.reader import Auth
+    from tenantpulse.anomaly_sidecar.service import ServiceConfig
 
 
 def register(root: argparse._SubParsersAction, generate: argparse._SubParsersAction) -> None:
@@ -102,6 +96,8 @@ def _read_secret(path: str, flag: str) -> str:
 
 
 def build_auth(args: argparse.Namespace) -> Auth:
+    from tenantpulse.anomaly_sidecar.reader import Auth
+
     basic = None
     if args.basic_auth_file:
         user, sep, password = _read_secret(args.basic_auth_file, "--basic-auth-file").partition(":")
@@ -113,6 +109,11 @@ def build_auth(args: argparse.Namespace) -> Auth:
 
 
 def build_config(args: argparse.Namespace) -> ServiceConfig:
+    from tenantpulse.anomaly_sidecar import state as state_file
+    from tenantpulse.anomaly_sidecar.registry import check_shard
+    from tenantpulse.anomaly_sidecar.service import ServiceConfig
+    from tenantpulse.security.state_crypto import StateCipher, load_key
+
     if args.sensitivity not in SENSITIVITY:
         raise UsageError(f"--sensitivity {args.sensitivity!r}: choose one of {', '.join(SENSITIVITY)}")
     if args.warmup < 0:
@@ -152,6 +153,16 @@ def build_config(args: argparse.Namespace) -> ServiceConfig:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tenantpulse.anomaly_sidecar import state as state_file
+    from tenantpulse.anomaly_sidecar.app import create_app
+    from tenantpulse.anomaly_sidecar.reader import PrometheusReader
+    from tenantpulse.anomaly_sidecar.service import SidecarService
+    from tenantpulse.kernel.serving import serve
+    from tenantpulse.otel.logging import configure_logging
+    from tenantpulse.security.audit import AuditLog
+    from tenantpulse.security.key_reload import KeyReloader
+    from tenantpulse.security.keys import KeyRing
+
     configure_logging(args.log_level, args.log_format)
     config = build_config(args)
     keyring = KeyRing.from_file(args.api_keys) if args.api_keys else KeyRing([])

@@ -37,6 +37,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy.special import log_ndtr, ndtri
 
+from tenantpulse.anomaly_sidecar.defaults import DEFAULT_WARMUP
 from tenantpulse.conventions.sensitivity import SENSITIVITY
 
 DAY = 86_400.0
@@ -66,8 +67,6 @@ _SHORT_PRIOR_MEAN, _SHORT_PRIOR_VAR = 0.23, 0.03
 _PRIOR_GRID_SD = 8.0
 _PRIOR_GRID_POINTS = 801
 
-
-DEFAULT_WARMUP = 150  # samples before alarms (scores are computed from the second sample on)
 
 _DAILY_BINS = 144  # 10-minute bins over the day
 _WEEKLY_BINS = 168  # hourly bins over the week

@@ -19,6 +19,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from tenantpulse.kernel.errors import UsageError
+from tenantpulse.kernel.gcpause import gc_paused
 
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 # Sent with every query. VictoriaMetrics hides samples younger than its -search.latencyOffset (default
@@ -138,8 +139,8 @@ class PrometheusReader:
         params = {"query": expr}
         if at is not None:
             params["time"] = repr(float(at))
-        data = self._call("/api/v1/query", params)
-        return parse_vector(data)
+        with gc_paused():  # a 20,000-series answer: see tenantpulse.kernel.gcpause
+            return parse_vector(self._call("/api/v1/query", params))
 
     def query_range(
         self, expr: str, start: float, end: float, step: float, max_points: int = MAX_POINTS_PER_REQUEST
@@ -151,10 +152,11 @@ class PrometheusReader:
             tuple[tuple[str, str], ...], tuple[dict[str, str], list[np.ndarray], list[np.ndarray]]
         ] = {}
         for lo, hi in _chunks(start, end, step, max_points):
-            data = self._call(
-                "/api/v1/query_range",
-                {"query": expr, "start": repr(lo), "end": repr(hi), "step": repr(float(step))},
-            )
+            with gc_paused():
+                data = self._call(
+                    "/api/v1/query_range",
+                    {"query": expr, "start": repr(lo), "end": repr(hi), "step": repr(float(step))},
+                )
             if data.get("resultType") != "matrix":
                 raise QueryError(
                     f"query_range: expected a matrix, got {data.get('resultType')}", retriable=False

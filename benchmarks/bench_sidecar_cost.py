@@ -10,6 +10,10 @@ Baselines in the same run, on the same data:
 - rendering: ``prometheus_client`` Gauges with the same label sets and values, ``generate_latest``.
 Memory per tracked series is what tracemalloc sees held by the service after the first cycle.
 Forecast refresh (slow cadence) is timed on a sample of series and extrapolated.
+
+Then, at 100k and 300k series, the reader as it is (automatic GC paused while an answer is parsed) against
+the reader without the pause (the baseline), on the same bodies, cycles interleaved A, B, A, B: cycle CPU
+per series (min and median) and memory held per series.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import gc
 import json
 import math
+import statistics
 import time
 import tracemalloc
 from typing import Any
@@ -27,7 +32,7 @@ from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from tenantpulse.anomaly_sidecar.detector import DetectorBank
 from tenantpulse.anomaly_sidecar.exposition import FORECAST_FAMILIES, SERIES_FAMILIES
 from tenantpulse.anomaly_sidecar.forecast import forecast
-from tenantpulse.anomaly_sidecar.reader import PrometheusReader
+from tenantpulse.anomaly_sidecar.reader import PrometheusReader, Vector, parse_vector
 from tenantpulse.anomaly_sidecar.service import ServiceConfig, SidecarService
 from tenantpulse.conventions import catalog as c
 from tenantpulse.conventions import indicators
@@ -55,6 +60,59 @@ class CannedReader(PrometheusReader):
         data = json.loads(self.bodies[params["query"]])["data"]
         self.parse_seconds += time.process_time() - t0
         return data
+
+
+class UnpausedReader(CannedReader):
+    """The baseline: the reader before the GC pause, collections running all through the parse."""
+
+    def query(self, expr: str, at: float | None = None) -> Vector:
+        return parse_vector(self._call("/api/v1/query", {"query": expr}))
+
+
+GC_ROUNDS = 5
+
+
+def gc_comparison(tenants_n: int, rng: np.random.Generator) -> None:
+    """Cycle CPU per series and memory per series, GC paused during the parse vs not, interleaved."""
+    tenants = [f"tenant-{i:05d}" for i in range(tenants_n)]
+    exprs = {n: indicators.get(n).promql(window=format_duration(300)) for n in indicators.WATCHED}
+    config = ServiceConfig(interval=STEP, rate_window=300, warmup=10)
+    n_series = tenants_n * len(exprs)
+    bodies = make_bodies(exprs, tenants, START, rng)
+    readers = {"baseline (no pause)": UnpausedReader(), "GC paused in parse": CannedReader()}
+    services: dict[str, SidecarService] = {}
+    memory: dict[str, float] = {}
+    for name, reader in readers.items():
+        reader.bodies = bodies
+        gc.collect()
+        tracemalloc.start()
+        base = tracemalloc.get_traced_memory()[0]
+        services[name] = SidecarService(reader, config)
+        services[name].cycle()
+        gc.collect()
+        memory[name] = (tracemalloc.get_traced_memory()[0] - base) / n_series
+        tracemalloc.stop()
+    cpu: dict[str, list[float]] = {name: [] for name in readers}
+    t = START
+    for k in range(WARM_CYCLES + GC_ROUNDS):
+        t += STEP
+        bodies = make_bodies(exprs, tenants, t, rng)
+        for name, reader in readers.items():  # interleaved: baseline, paused, baseline, paused, ...
+            reader.bodies = bodies
+            c0 = time.process_time()
+            report = services[name].cycle()
+            if k >= WARM_CYCLES:
+                cpu[name].append(time.process_time() - c0)
+            assert report.scored == n_series, report
+    print(f"GC pause during the parse, {n_series:,} series, {GC_ROUNDS} interleaved cycles each:")
+    for name in readers:
+        per = [x / n_series * 1e6 for x in cpu[name]]
+        print(
+            f"  {name:20}: cycle min {min(per):.2f} us/series, median {statistics.median(per):.2f} us/series; "
+            f"memory {memory[name]:,.0f} B/series"
+        )
+    base, paused = (statistics.median(cpu[name]) for name in readers)
+    print(f"  paused / baseline cycle CPU (medians): {paused / base:.2f}x")
 
 
 def make_bodies(
@@ -200,6 +258,8 @@ def main() -> None:
         f"forecast refresh (slow cadence, separate thread): {per * 1000:.2f} ms per series of {history} points "
         f"-> {per * n_series:.0f} s of CPU per refresh of {n_series:,} series"
     )
+    for tenants_n in (TENANTS, 3 * TENANTS):
+        gc_comparison(tenants_n, rng)
 
 
 if __name__ == "__main__":

@@ -54,6 +54,7 @@ from tenantpulse.web.auth import (
     check_tenants,
     require_scope,
 )
+from tenantpulse.web.compression import metrics_response
 from tenantpulse.web.errors import ERROR_RESPONSES, ApiError, ErrorBody
 from tenantpulse.web.install import install
 
@@ -388,7 +389,7 @@ async def metrics(
     body = await _off_loop(state, state.collector.render, tenant, openmetrics)
     if tenant is None:  # the process's own process_* metrics, like host metrics, only with all tenants
         body = with_process_metrics(body, openmetrics)
-    return Response(body, media_type=OPENMETRICS_CONTENT_TYPE if openmetrics else TEXT_CONTENT_TYPE)
+    return metrics_response(request, body, OPENMETRICS_CONTENT_TYPE if openmetrics else TEXT_CONTENT_TYPE)
 
 
 @router.get("/healthz", response_model=Health, tags=["health"], summary="The process is alive")

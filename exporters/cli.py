@@ -9,7 +9,6 @@ from typing import Any
 
 from tenantpulse.exporters.settings import EXPORTER_AUDIT_LOG, ExporterSettings, load_pseudonym_keys
 from tenantpulse.kernel.errors import UsageError
-from tenantpulse.otel.logging import configure_logging
 
 
 def register(root: Any, generate: Any) -> None:
@@ -181,6 +180,7 @@ def run(args: argparse.Namespace) -> int:
         print(checked(settings, args))
         return 0
     from tenantpulse.exporters.app import create_app  # the web stack loads only to serve
+    from tenantpulse.otel.logging import configure_logging
     from tenantpulse.security.key_reload import KeyReloader
 
     app = create_app(settings)  # reads the keys file: a bad one is a UsageError before binding

@@ -20,16 +20,14 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import requests
 import structlog
 
 from tenantpulse.conventions.indicators import ERROR_EVENT, PLAY_EVENT, SESSION_EVENT
-
-Misbehaviour = Literal["error_spike", "traffic_drop"]
-MISBEHAVIOURS: tuple[Misbehaviour, ...] = ("error_spike", "traffic_drop")
+from tenantpulse.exporters.misbehaviours import MISBEHAVIOURS, Misbehaviour
 
 log = structlog.get_logger("tenantpulse.traffic")
 

@@ -69,6 +69,7 @@ from tenantpulse.kernel.errors import UsageError
 from tenantpulse.otel.asgi import instrument_app
 from tenantpulse.security.keys import ANY_TENANT, ApiKey, KeyRing
 from tenantpulse.web.auth import allowed, keyring, presented_key
+from tenantpulse.web.compression import metrics_response
 from tenantpulse.web.context import RequestContext
 
 log = structlog.get_logger("tenantpulse.gateway")
@@ -522,7 +523,7 @@ async def healthz(request: Request) -> Response:
 
 
 async def metrics(request: Request) -> Response:
-    return Response(request.app.state.metrics.render(), media_type=TEXT_CONTENT_TYPE)
+    return metrics_response(request, request.app.state.metrics.render(), TEXT_CONTENT_TYPE)
 
 
 async def http_error(request: Request, exc: Exception) -> Response:

@@ -6,12 +6,14 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from tenantpulse.grafana import generate, push, tenants
-from tenantpulse.grafana import spec as s
+from tenantpulse.grafana.defaults import DEFAULT_KEYS_DIR
 from tenantpulse.kernel.errors import UsageError
+
+if TYPE_CHECKING:  # grafanalib and requests load when a command runs, not for --help
+    from tenantpulse.grafana import tenants
 
 FOLDER_UID = "tenantpulse"
 
@@ -50,7 +52,7 @@ def register(root: argparse._SubParsersAction, gen: argparse._SubParsersAction) 
         "each with its Grafana organisation id: acme=2,globex=3",
         "with --per-tenant: the directory in Grafana's container holding each tenant's read key in a file "
         "named after the tenant and an all-tenant read key in _operators; the datasources refer to them as "
-        f"$__file{{DIR/<tenant>}} (default: {tenants.DEFAULT_KEYS_DIR})",
+        f"$__file{{DIR/<tenant>}} (default: {DEFAULT_KEYS_DIR})",
     )
     g.set_defaults(func=_generate)
 
@@ -91,6 +93,8 @@ def register(root: argparse._SubParsersAction, gen: argparse._SubParsersAction) 
 
 def _per_tenant(args: argparse.Namespace, ids_required: bool) -> tuple[tenants.Org, ...]:
     """The tenants' organisations, once the per-tenant flags are checked together."""
+    from tenantpulse.grafana import tenants
+
     given = [f for f, v in (("--tenants", args.tenants), ("--gateway-url", args.gateway_url)) if v]
     given += ["--keys-dir"] if args.keys_dir else []
     if not args.per_tenant:
@@ -109,10 +113,13 @@ def _per_tenant(args: argparse.Namespace, ids_required: bool) -> tuple[tenants.O
 
 
 def _generate(args: argparse.Namespace) -> int:
+    from tenantpulse.grafana import generate, tenants
+    from tenantpulse.grafana import spec as s
+
     orgs = _per_tenant(args, ids_required=True)
     spec = s.load(args.spec)
     if orgs:
-        keys_dir = tenants.check_keys_dir(args.keys_dir or tenants.DEFAULT_KEYS_DIR)
+        keys_dir = tenants.check_keys_dir(args.keys_dir or DEFAULT_KEYS_DIR)
         written = generate.replace(args.out, tenants.files(spec, orgs, args.gateway_url, keys_dir))
     else:
         written = generate.write(spec, args.out)
@@ -138,6 +145,9 @@ def _load_dir(path: Path) -> dict[str, dict[str, Any]]:
 
 
 def _push(args: argparse.Namespace) -> int:
+    from tenantpulse.grafana import generate, push
+    from tenantpulse.grafana import spec as s
+
     if not args.grafana_url.startswith(("http://", "https://")):
         raise UsageError(f"--grafana-url must start with http:// or https://, not {args.grafana_url!r}")
     orgs = _per_tenant(args, ids_required=False)
@@ -155,6 +165,9 @@ def _push(args: argparse.Namespace) -> int:
 
 
 def _push_per_tenant(args: argparse.Namespace, orgs: tuple[tenants.Org, ...]) -> int:
+    from tenantpulse.grafana import push, tenants
+    from tenantpulse.grafana import spec as s
+
     if args.spec is None:
         raise UsageError(
             "--per-tenant pushes from --spec (it prepares each organisation's dashboards itself)"

@@ -41,11 +41,11 @@ from tenantpulse.conventions import catalog as c
 from tenantpulse.grafana import generate, grafana_model, provisioning, render
 from tenantpulse.grafana import spec as s
 from tenantpulse.grafana import templating as tv
+from tenantpulse.grafana.defaults import DEFAULT_KEYS_DIR
 from tenantpulse.kernel.errors import UsageError
 
 OPERATORS = "_operators"
 OPERATORS_ORG_ID = 1
-DEFAULT_KEYS_DIR = "/etc/grafana/tenant-keys"
 TENANT_MATCH = f"${tv.TENANT}"
 
 

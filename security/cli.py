@@ -8,15 +8,13 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-import yaml
-
 from tenantpulse.kernel.errors import UsageError
-from tenantpulse.security import audit
 from tenantpulse.security.keys import SCOPES, sha256_hex
-from tenantpulse.security.state_crypto import new_key_hex
 
 
 def _create_key(args: argparse.Namespace) -> int:
+    import yaml  # loaded by the commands that use it, not for --help
+
     scopes = [s for s in args.scopes.split(",") if s]
     if not scopes or not set(scopes) <= SCOPES:
         raise UsageError(f"--scopes must be a comma-separated list of {sorted(SCOPES)}")
@@ -42,11 +40,15 @@ def _create_key(args: argparse.Namespace) -> int:
 
 
 def _state_key(args: argparse.Namespace) -> int:
+    from tenantpulse.security.state_crypto import new_key_hex  # cryptography
+
     print(new_key_hex())
     return 0
 
 
 def _verify(args: argparse.Namespace) -> int:
+    from tenantpulse.security import audit
+
     path = Path(args.file)
     if not path.is_file():
         raise UsageError(f"no such audit log: {path}")

@@ -11,12 +11,13 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from tenantpulse.anomaly_sidecar import state as state_file
 from tenantpulse.kernel.errors import UsageError
-from tenantpulse.security.state_crypto import StateCipher, load_key
 
 
 def _codec(key_file: str | None) -> Any:
+    from tenantpulse.anomaly_sidecar import state as state_file  # numpy, cryptography: not for --help
+    from tenantpulse.security.state_crypto import StateCipher, load_key
+
     if key_file is None:
         return state_file.PLAIN
     key = load_key(key_file)
@@ -25,6 +26,8 @@ def _codec(key_file: str | None) -> Any:
 
 
 def rekey(path: Path, old_key_file: str | None, new_key_file: str | None) -> None:
+    from tenantpulse.anomaly_sidecar import state as state_file
+
     if not path.is_file():
         raise UsageError(f"no such state file: {path}")
     if old_key_file is None and new_key_file is None:

@@ -10,7 +10,6 @@ from typing import Any
 
 from tenantpulse.kernel.errors import UsageError
 from tenantpulse.kernel.version import __version__
-from tenantpulse.otel.tracing import record_exit_code, traced_command
 
 # Each module defines ``register(root, generate)``: it adds its subcommands to the root parser's
 # subparsers and, if it generates files, to ``tenantpulse generate``'s subparsers. Each subcommand
@@ -23,7 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "tenantpulse.alert_rules.cli",
     "tenantpulse.grafana.cli",
     "tenantpulse.grafana.live_cli",
-    "tenantpulse.anomaly_sidecar.backtest",
+    "tenantpulse.anomaly_sidecar.backtest_cli",
     "tenantpulse.anomaly_sidecar.cli",
     "tenantpulse.gateway.cli",
     "tenantpulse.chart_assets",
@@ -69,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from tenantpulse.otel.tracing import record_exit_code, traced_command  # OpenTelemetry: not for --help
+
     try:
         with traced_command(args.command, getattr(args, "what", None)) as span:
             return record_exit_code(span, int(args.func(args) or 0))

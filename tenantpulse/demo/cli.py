@@ -7,7 +7,7 @@ import argparse
 import importlib.util
 from typing import Any
 
-from tenantpulse.exporters.traffic import MISBEHAVIOURS
+from tenantpulse.exporters.misbehaviours import MISBEHAVIOURS
 from tenantpulse.kernel.errors import UsageError
 
 EXTRA_MODULES = ("aiosmtpd",)  # what `pip install 'tenantpulse[demo]'` brings

@@ -3,6 +3,7 @@ with backoff on 5xx/429, no retry on a bad query, chunked range queries stitched
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 from tenantpulse.anomaly_sidecar.reader import Auth, PrometheusReader, QueryError
 from tenantpulse.kernel.durations import format_duration, parse_duration
 from tenantpulse.kernel.errors import UsageError
-from tests.support.sidecar import FakePrometheusApi, vector_answer
+from tests.support.sidecar import FakePrometheusApi, matrix_answer, vector_answer
 
 Handler = Callable[[dict[str, str], dict[str, str]], tuple[int, Any]]
 
@@ -162,3 +163,26 @@ def test_durations(text: str, seconds: float) -> None:
 def test_bad_durations_are_refused(text: str) -> None:
     with pytest.raises(UsageError, match="duration"):
         parse_duration(text)
+
+
+def test_automatic_gc_is_paused_while_an_answer_is_fetched_and_parsed(
+    fake: Callable[[Handler], FakePrometheusApi],
+) -> None:
+    """The fake server runs in this process, so it sees the collector's state during the sidecar's call."""
+    seen: list[bool] = []
+
+    def answer(form: dict[str, str], headers: dict[str, str]) -> tuple[int, Any]:
+        seen.append(gc.isenabled())
+        if form["query"] == "bad":
+            return 400, {"status": "error", "errorType": "bad_data", "error": "parse error"}
+        if "start" in form:
+            return 200, matrix_answer([({"tenant": "a"}, [(float(form["start"]), 1.0)])])
+        return 200, vector([({"tenant": "a"}, "2")])
+
+    reader = PrometheusReader(fake(answer).url)
+    assert gc.isenabled()
+    assert reader.query("x").values.tolist() == [2.0] and gc.isenabled()
+    assert len(reader.query_range("x", 1000.0, 1099.0, 1.0, max_points=30)) == 1 and gc.isenabled()
+    with pytest.raises(QueryError, match="parse error"):
+        reader.query("bad")
+    assert gc.isenabled() and seen == [False] * 6  # 1 instant, 4 range chunks, 1 refused
