@@ -69,5 +69,8 @@ def jaeger_exporter() -> SpanExporter:
         raise UsageError(MISSING_EXTRA) from exc
     with warnings.catch_warnings():  # chosen knowingly: its "use OTLP" warning says nothing new here
         warnings.simplefilter("ignore", DeprecationWarning)
-        exporter: SpanExporter = JaegerExporter()
+        # Split always: unsplit, the package drops (with one log line) any batch over a 65,000-byte
+        # datagram, which a busy exporter's 512-span batches are. Its own env switch is read as
+        # "any value is true", so setting it to false could not turn splitting off anyway.
+        exporter: SpanExporter = JaegerExporter(udp_split_oversized_batches=True)
     return exporter

@@ -3,7 +3,8 @@ collector (HTTP), decoded with the exporter package's own Thrift classes; withou
 entry point stops with one line naming it.
 
 The same checks as the OTLP tests: one server span per ingest request with tenant, batch size and
-result, continuing the caller's ``traceparent``; the sidecar's cycle with one query span per indicator.
+result, continuing the caller's ``traceparent``; the sidecar's cycle with one query span per indicator
+and its backfill trace; the gateway's request span continuing the caller's trace into Prometheus.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from tenantpulse.kernel.errors import UsageError
 from tenantpulse.otel.jaeger import MISSING_EXTRA
 from tenantpulse.otel.tracing import build_provider, exporter_choice
 from tests.support.exporter import write_keys_file
+from tests.support.gateway import Gateway
 from tests.support.jaeger_receiver import JaegerReceiver
 from tests.support.ports import free_port, wait_until
 from tests.support.prometheus import Prometheus
@@ -135,6 +137,27 @@ def test_provider_exports_parent_and_child_over_each_transport(
     assert receiver.batches == {transport: 1}
 
 
+def test_a_batch_bigger_than_a_datagram_reaches_the_agent_whole(
+    receiver: JaegerReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The package drops a batch over 65,000 bytes unless told to split it; a busy exporter makes such batches."""
+    for var in [v for v in os.environ if v.startswith("OTEL_")]:
+        monkeypatch.delenv(var)
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "jaeger")
+    for var, value in receiver.env("agent").items():
+        monkeypatch.setenv(var, value)
+    provider = build_provider("tenantpulse-test")
+    assert provider is not None
+    tracer = provider.get_tracer("t")
+    for i in range(200):  # one export batch (the processor sends up to 512 spans at once), ~200 kB
+        with tracer.start_as_current_span(f"request {i}", attributes={"padding": "x" * 1000}):
+            pass
+    provider.shutdown()
+    received = receiver.wait_for(lambda s: True, count=200, what="all 200 spans")
+    assert sorted(s.name for s in received) == sorted(f"request {i}" for i in range(200))
+    assert receiver.batches["agent"] > 1
+
+
 # --- The real exporter, sidecar and CLI --------------------------------------------------------------
 
 
@@ -203,9 +226,14 @@ def test_rejected_request_span_says_why(traced_exporter) -> None:
 
 
 @pytest.mark.integration
-def test_sidecar_cycle_has_one_query_span_per_indicator(receiver: JaegerReceiver, tmp_path: Path) -> None:
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_sidecar_cycle_and_backfill_have_their_query_spans(
+    receiver: JaegerReceiver, tmp_path: Path, transport: str
+) -> None:
     with Prometheus(tmp_path, scrape_configs=[]) as prometheus:
-        env = clean_env(OTEL_TRACES_EXPORTER="jaeger", OTEL_BSP_SCHEDULE_DELAY="100", **receiver.env("agent"))
+        env = clean_env(
+            OTEL_TRACES_EXPORTER="jaeger", OTEL_BSP_SCHEDULE_DELAY="100", **receiver.env(transport)
+        )
         args = [
             *("sidecar", "--prometheus-url", prometheus.url, "--port", str(free_port())),
             *("--interval", "1s", "--backfill", "10s", "--rate-window", "5m", "--forecast-every", "1h"),
@@ -218,6 +246,8 @@ def test_sidecar_cycle_has_one_query_span_per_indicator(receiver: JaegerReceiver
                 count=len(indicators.WATCHED),
                 what="the cycle's query spans",
             )
+            (backfill,) = receiver.wait_for(lambda s: s.name == "sidecar backfill", what="the backfill span")
+            ranges = receiver.find(lambda s: s.parent_span_id == backfill.span_id)
         finally:
             proc.terminate()
             proc.wait(10)
@@ -227,6 +257,46 @@ def test_sidecar_cycle_has_one_query_span_per_indicator(receiver: JaegerReceiver
     assert {s.attributes["db.query.text"] for s in children} == expected
     for child in children:
         assert (child.kind, child.name, child.trace_id) == ("client", "POST /api/v1/query", cycle.trace_id)
+        assert child.attributes["db.system.name"] == "prometheus"
+    # The backfill is its own trace: range queries plus the instant queries of the latency offset.
+    assert backfill.trace_id != cycle.trace_id and backfill.parent_span_id == ""
+    assert sum(s.name == "POST /api/v1/query_range" for s in ranges) >= len(indicators.WATCHED)
+    assert all(s.trace_id == backfill.trace_id for s in ranges)
+    assert set(receiver.batches) == {transport}
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_gateway_query_continues_the_callers_trace_down_to_prometheus(
+    receiver: JaegerReceiver, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, transport: str
+) -> None:
+    for var in [v for v in os.environ if v.startswith("OTEL_")]:
+        monkeypatch.delenv(var)
+    for var, value in {"OTEL_TRACES_EXPORTER": "jaeger", "OTEL_BSP_SCHEDULE_DELAY": "100"}.items():
+        monkeypatch.setenv(var, value)
+    for var, value in receiver.env(transport).items():
+        monkeypatch.setenv(var, value)
+    keys = write_keys_file(tmp_path / "keys.yaml", ["acme"])
+    with (
+        Prometheus(tmp_path, scrape_configs=[]) as prometheus,
+        Gateway(tmp_path / "gateway", prometheus.url, tmp_path / "keys.yaml") as gateway,
+    ):
+        r = gateway.post(
+            "/api/v1/query",
+            keys["acme:read"],
+            {"query": "up"},
+            traceparent=f"00-{CALLER_TRACE}-{CALLER_SPAN}-01",
+        )
+        assert r.status_code == 200, r.text
+        (server,) = receiver.wait_for(lambda s: s.trace_id == CALLER_TRACE and s.kind == "server")
+        (client, *_) = receiver.wait_for(lambda s: s.parent_span_id == server.span_id and s.kind == "client")
+    assert server.parent_span_id == CALLER_SPAN
+    assert (server.service, server.name) == ("tenantpulse-gateway", "POST /api/v1/query")
+    assert server.attributes["http.status_code"] == 200
+    assert (client.trace_id, client.service) == (CALLER_TRACE, "tenantpulse-gateway")
+    assert client.attributes["db.system.name"] == "prometheus"
+    assert client.attributes["db.query.text"] == 'up{tenant="acme"}'  # what the tenant was kept to
+    assert set(receiver.batches) == {transport}
 
 
 def test_generate_run_is_one_span_sent_to_the_collector_before_exit(

@@ -110,7 +110,10 @@ class JaegerReceiver:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.agent = socketserver.ThreadingUDPServer(("127.0.0.1", 0), AgentHandler)
+        class AgentServer(socketserver.ThreadingUDPServer):
+            max_packet_size = 65535  # a whole datagram, as the agent reads (socketserver's default is 8192)
+
+        self.agent = AgentServer(("127.0.0.1", 0), AgentHandler)
         self.agent_port = self.agent.server_address[1]
         self.collector = ThreadingHTTPServer(("127.0.0.1", 0), CollectorHandler)
         self.collector_url = f"http://127.0.0.1:{self.collector.server_address[1]}/api/traces"
