@@ -15,7 +15,7 @@ import pytest
 
 from tests.helm.test_chart import NAMESPACE, chart, of_kind, render  # noqa: F401 - chart is a fixture
 from tests.helm.test_chart import SCENARIOS as CHART_SCENARIOS
-from tests.support.jaeger_receiver import JaegerReceiver
+from tests.support.jaeger_extra import require_jaeger_extra
 
 ROOT = Path(__file__).resolve().parents[2]
 COLLECTOR = "http://jaeger-collector.tracing.svc:14268/api/traces"
@@ -92,6 +92,9 @@ def test_rendered_environment_sends_a_real_run_to_jaeger(
     tmp_path: Path,
     transport: str,
 ) -> None:
+    require_jaeger_extra()
+    from tests.support.jaeger_receiver import JaegerReceiver
+
     with JaegerReceiver() as receiver:
         jaeger = (
             {"agentHost": "127.0.0.1", "agentPort": receiver.agent_port}

@@ -1,6 +1,6 @@
 """``OTEL_TRACES_EXPORTER=jaeger``: real processes export Jaeger Thrift to a loopback agent (UDP) and
-collector (HTTP), decoded with the exporter package's own Thrift classes; without the extra, every
-entry point stops with one line naming it.
+collector (HTTP), decoded with the exporter package's own Thrift classes. Skipped without the extra
+(tests/otel/test_jaeger_settings.py covers that case).
 
 The same checks as the OTLP tests: one server span per ingest request with tenant, batch size and
 result, continuing the caller's ``traceparent``; the sidecar's cycle with one query span per indicator
@@ -21,14 +21,15 @@ from opentelemetry.trace import SpanKind
 
 from tenantpulse.conventions import indicators
 from tenantpulse.kernel.durations import format_duration
-from tenantpulse.kernel.errors import UsageError
-from tenantpulse.otel.jaeger import MISSING_EXTRA
-from tenantpulse.otel.tracing import build_provider, exporter_choice
+from tenantpulse.otel.tracing import build_provider
 from tests.support.exporter import write_keys_file
 from tests.support.gateway import Gateway
-from tests.support.jaeger_receiver import JaegerReceiver
+from tests.support.jaeger_extra import require_jaeger_extra
 from tests.support.ports import free_port, wait_until
 from tests.support.prometheus import Prometheus
+
+require_jaeger_extra()
+from tests.support.jaeger_receiver import JaegerReceiver  # noqa: E402 - needs the extra
 
 ROOT = Path(__file__).resolve().parents[2]
 CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -56,53 +57,6 @@ def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[b
 def receiver() -> Iterator[JaegerReceiver]:
     with JaegerReceiver() as r:
         yield r
-
-
-# --- Reading the environment ------------------------------------------------------------------------
-
-
-def test_jaeger_is_chosen_only_by_name() -> None:
-    assert exporter_choice({"OTEL_TRACES_EXPORTER": "Jaeger"}) == "jaeger"
-    assert exporter_choice({"OTEL_EXPORTER_JAEGER_ENDPOINT": "http://j:14268/api/traces"}) == "none"
-    assert (
-        exporter_choice({"OTEL_TRACES_EXPORTER": "jaeger", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}) == "jaeger"
-    )
-
-
-@pytest.mark.parametrize(
-    ("setting", "message"),
-    [
-        ({"OTEL_EXPORTER_JAEGER_AGENT_PORT": "six"}, "OTEL_EXPORTER_JAEGER_AGENT_PORT='six' must be a port"),
-        (
-            {"OTEL_EXPORTER_JAEGER_AGENT_PORT": "70000"},
-            "OTEL_EXPORTER_JAEGER_AGENT_PORT='70000' must be a port",
-        ),
-        (
-            {"OTEL_EXPORTER_JAEGER_TIMEOUT": "1.5"},
-            "OTEL_EXPORTER_JAEGER_TIMEOUT='1.5' must be a whole number",
-        ),
-        (
-            {"OTEL_EXPORTER_JAEGER_ENDPOINT": "jaeger:14268"},
-            "OTEL_EXPORTER_JAEGER_ENDPOINT='jaeger:14268' must be",
-        ),
-    ],
-)
-def test_bad_jaeger_settings_are_usage_errors(setting: dict[str, str], message: str) -> None:
-    with pytest.raises(UsageError, match=message):
-        exporter_choice({"OTEL_TRACES_EXPORTER": "jaeger", **setting})
-
-
-def test_other_exporters_never_load_thrift() -> None:
-    """The extra is imported only when chosen: an OTLP process pays nothing for it."""
-    code = (
-        "import sys; from tenantpulse.otel.tracing import build_provider; "
-        "assert build_provider('t') is not None; print(sorted(m for m in sys.modules "
-        "if m.split('.')[0] == 'thrift' or m.startswith('opentelemetry.exporter.jaeger')))"
-    )
-    env = clean_env(OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9")
-    done = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "[]"
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
@@ -316,35 +270,3 @@ def test_generate_run_is_one_span_sent_to_the_collector_before_exit(
     assert (span.name, span.service) == ("tenantpulse generate dashboards", "tenantpulse-generate")
     assert span.attributes["tenantpulse.exit_code"] == 0
     assert receiver.batches == {"collector": 1}
-
-
-# --- Without the extra ------------------------------------------------------------------------------
-
-# Runs the CLI with a module made unimportable, as in an install without the extra.
-WITHOUT = (
-    "import sys; sys.modules[sys.argv.pop(1)] = None; from tenantpulse.cli import main; sys.exit(main())"
-)
-
-ENTRY_POINTS = {
-    "exporter": ["exporter", "--port", "9", "--api-keys", "keys.yaml"],
-    "sidecar": ["sidecar", "--prometheus-url", "http://127.0.0.1:9", "--port", "9"],
-    "gateway": ["gateway", "--backend", "http://127.0.0.1:9", "--keys", "keys.yaml", "--port", "9"],
-    "generate": ["generate", "dashboards", "--spec", "examples/dashboards.yaml", "--out", "out"],
-}
-
-
-@pytest.mark.parametrize(
-    ("command", "blocked"),
-    [(name, "opentelemetry.exporter.jaeger") for name in ENTRY_POINTS] + [("exporter", "thrift")],
-)
-def test_without_the_extra_each_entry_point_says_so_and_exits_2(command: str, blocked: str, tmp_path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", WITHOUT, blocked, *ENTRY_POINTS[command]],
-        env=clean_env(OTEL_TRACES_EXPORTER="jaeger"),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 2
-    assert done.stderr.splitlines() == [f"tenantpulse {command}: error: {MISSING_EXTRA}"]
