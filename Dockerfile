@@ -1,6 +1,7 @@
 # The image the Helm chart runs: `tenantpulse exporter`, `tenantpulse sidecar` and `tenantpulse gateway`
 # (one image, three commands).
 #   docker build -t ghcr.io/tenantpulse/tenantpulse:0.1.0 .
+#   docker build --build-arg EXTRAS=jaeger -t ...   # with optional extras, e.g. Jaeger Thrift for Jaeger < 1.35
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -13,6 +14,9 @@ RUN groupadd --system --gid 10001 tenantpulse \
     && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
        --shell /usr/sbin/nologin tenantpulse
 
+# Comma-separated extras from pyproject.toml; empty installs the package alone.
+ARG EXTRAS=""
+
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY tenantpulse ./tenantpulse
@@ -23,7 +27,7 @@ COPY otel ./otel
 COPY anomaly_sidecar ./anomaly_sidecar
 COPY security ./security
 COPY gateway ./gateway
-RUN pip install . && rm -rf /src
+RUN pip install ".${EXTRAS:+[$EXTRAS]}" && rm -rf /src
 
 WORKDIR /var/lib/tenantpulse
 USER 10001:10001

@@ -1,5 +1,8 @@
 """Tracing setup from the standard ``OTEL_*`` environment variables, exporting OTLP/HTTP to Jaeger.
 
+OTLP is the default (Jaeger 1.35 and later); ``OTEL_TRACES_EXPORTER=jaeger`` sends Jaeger Thrift to an
+older agent or collector instead, with the optional ``jaeger`` extra (``tenantpulse.otel.jaeger``).
+
 Why env vars: every OpenTelemetry SDK, the Jaeger docs and Kubernetes operators speak them, so the
 Helm chart and a developer's shell configure the bundle the same way. The SDK itself reads most of
 them (``OTEL_TRACES_SAMPLER[_ARG]``, ``OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT/HEADERS/TIMEOUT``,
@@ -25,6 +28,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExport
 
 from tenantpulse.kernel.errors import UsageError
 from tenantpulse.kernel.version import __version__
+from tenantpulse.otel.jaeger import check_jaeger_settings, jaeger_exporter
 
 TRACER_NAME = "tenantpulse"
 
@@ -38,7 +42,7 @@ SAMPLERS = frozenset(
         "parentbased_traceidratio",
     }
 )
-EXPORTERS = frozenset({"otlp", "console", "none"})
+EXPORTERS = frozenset({"otlp", "jaeger", "console", "none"})
 ENDPOINT_VARS = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
 PROTOCOL_VARS = ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")
 
@@ -50,7 +54,7 @@ def _truthy(value: str | None) -> bool:
 
 
 def exporter_choice(environ: Mapping[str, str]) -> str:
-    """``otlp``, ``console`` or ``none`` from the environment; unknown names are a usage error."""
+    """``otlp``, ``jaeger``, ``console`` or ``none`` from the environment; unknown names are a usage error."""
     if _truthy(environ.get("OTEL_SDK_DISABLED")):
         return "none"
     named = environ.get("OTEL_TRACES_EXPORTER", "").strip().lower()
@@ -64,6 +68,8 @@ def exporter_choice(environ: Mapping[str, str]) -> str:
         choice = "otlp" if any(environ.get(v) for v in ENDPOINT_VARS) else "none"
     if choice == "otlp":
         check_protocol(environ)
+    elif choice == "jaeger":
+        check_jaeger_settings(environ)
     return choice
 
 
@@ -97,12 +103,20 @@ def build_provider(service_name: str) -> TracerProvider | None:
     choice = exporter_choice(env)
     if choice == "none":
         return None
-    exporter = _otlp_exporter() if choice == "otlp" else ConsoleSpanExporter()
+    exporter = _exporter(choice)
     name = env.get("OTEL_SERVICE_NAME") or service_name
     resource = Resource.create({SERVICE_NAME: name, SERVICE_VERSION: __version__})
     provider = TracerProvider(resource=resource)  # sampler from OTEL_TRACES_SAMPLER[_ARG]
     provider.add_span_processor(BatchSpanProcessor(exporter))
     return provider
+
+
+def _exporter(choice: str) -> SpanExporter:
+    if choice == "otlp":
+        return _otlp_exporter()
+    if choice == "jaeger":
+        return jaeger_exporter()  # imports thrift only now, and only with the extra installed
+    return ConsoleSpanExporter()
 
 
 def _otlp_exporter() -> SpanExporter:

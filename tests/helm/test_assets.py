@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -152,3 +154,23 @@ def test_dockerfile_matches_the_package_and_the_chart() -> None:
     pod = values["podSecurityContext"]
     assert (int(user.group(1)), int(user.group(2))) == (pod["runAsUser"], pod["runAsGroup"])
     assert re.search(r'^ENTRYPOINT \["tenantpulse"\]$', dockerfile, re.M)
+
+
+@pytest.mark.parametrize(("extras", "installed"), [("", "."), ("jaeger", ".[jaeger]")])
+def test_dockerfile_extras_build_arg_selects_what_pip_installs(extras: str, installed: str) -> None:
+    """``--build-arg EXTRAS=jaeger`` is how an image gets the Jaeger Thrift exporter (docs/tracing.md)."""
+    dockerfile = (REPO / "Dockerfile").read_text()
+    assert re.search(r'^ARG EXTRAS=""$', dockerfile, re.M)
+    (install,) = re.findall(r"^RUN (pip install .*?) &&", dockerfile, re.M)
+    echoed = (
+        subprocess.run(  # the RUN line through a POSIX sh, as the build runs it, with pip swapped for echo
+            ["sh", "-c", install.replace("pip install", "echo", 1)],
+            env={"EXTRAS": extras, "PATH": "/usr/bin:/bin"},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    )
+    assert echoed.stdout.strip() == installed
+    extras_declared = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert set(filter(None, extras.split(","))) <= set(extras_declared)

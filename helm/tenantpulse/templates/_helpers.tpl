@@ -72,16 +72,31 @@ app.kubernetes.io/part-of: tenantpulse
 {{- default (printf "%s-alerting" (include "tenantpulse.fullname" .)) .Values.alertmanagerConfig.existingSecret }}
 {{- end }}
 
-{{/* Environment shared by both components: logs and OTLP tracing (standard OTEL_* variables). */}}
+{{/* Environment shared by every component: logs and tracing, OTLP or Jaeger Thrift (standard OTEL_* variables). */}}
 {{- define "tenantpulse.commonEnv" -}}
 - name: OTEL_SERVICE_NAME
   value: {{ printf "tenantpulse-%s" .component | quote }}
 {{- with .root.Values.otel }}
-{{- if .endpoint }}
+{{- $jaeger := eq (.exporter | default "otlp") "jaeger" }}
+{{- if $jaeger }}
+- name: OTEL_TRACES_EXPORTER
+  value: jaeger
+{{- if .jaeger.endpoint }}
+- name: OTEL_EXPORTER_JAEGER_ENDPOINT
+  value: {{ .jaeger.endpoint | quote }}
+{{- else }}
+- name: OTEL_EXPORTER_JAEGER_AGENT_HOST
+  value: {{ .jaeger.agentHost | quote }}
+- name: OTEL_EXPORTER_JAEGER_AGENT_PORT
+  value: {{ .jaeger.agentPort | toString | quote }}
+{{- end }}
+{{- else if .endpoint }}
 - name: OTEL_EXPORTER_OTLP_ENDPOINT
   value: {{ .endpoint | quote }}
 - name: OTEL_EXPORTER_OTLP_PROTOCOL
   value: http/protobuf
+{{- end }}
+{{- if or $jaeger .endpoint }}
 - name: OTEL_TRACES_SAMPLER
   value: parentbased_traceidratio
 - name: OTEL_TRACES_SAMPLER_ARG
