@@ -32,6 +32,9 @@ def _series(slo: SloSpec, key: str) -> str:
 
 
 def _objective(slo: SloSpec) -> str:
+    """The selected tenant's objective: its override if the SLO has any (read from its recorded budget)."""
+    if slo.tenant_objectives:
+        return f"(1 - max({_series(slo, 'budget')}))"
     return f'max({rules.recording_rule_names(slo)["objective"]}{{{rules.SLO_LABEL}="{slo.name}"}})'
 
 
@@ -42,7 +45,8 @@ def slo_panels(slo: SloSpec) -> list[tuple[object, tuple[int, int]]]:
         "Error budget remaining",
         p.Query(f"max({_series(slo, 'budget_remaining')})"),
         "percentunit",
-        f"Share of the {slo.period} error budget not yet spent (objective {slo.objective:g}).",
+        f"Share of the {slo.period} error budget not yet spent (objective {slo.objective:g}"
+        + (", or the selected tenant's own)." if slo.tenant_objectives else ")."),
     )
     budget_left.thresholds = [
         {"color": "red", "value": None},
