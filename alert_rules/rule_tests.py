@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +21,16 @@ from tenantpulse.alert_rules import slo as slo_rules
 from tenantpulse.alert_rules import threshold
 from tenantpulse.alert_rules.conditions import Clause, Condition
 from tenantpulse.alert_rules.labels import routing_labels
-from tenantpulse.alert_rules.spec import AlertSpec, MlAlertSpec, SliPart, SloSpec, Spec, alert_error, seconds
+from tenantpulse.alert_rules.spec import (
+    AlertSpec,
+    MlAlertSpec,
+    NoData,
+    SliPart,
+    SloSpec,
+    Spec,
+    alert_error,
+    seconds,
+)
 from tenantpulse.alert_rules.templating import render
 from tenantpulse.conventions import catalog as c
 from tenantpulse.conventions import indicators as ind
@@ -396,29 +406,100 @@ def _indicator_slo_series(s: SloSpec, tenant: str, share: float, n: int) -> list
     )
 
 
+def fired(s: SloSpec, ratio: float, tenant_budget: float) -> list[str]:
+    """Kinds of burn alert (page, ticket) a steady ``ratio`` fires for a tenant with this budget."""
+    return [r.kind for r in s.burn_rules if any(ratio > w.factor * tenant_budget for w in r.windows)]
+
+
+def _factors(s: SloSpec, kind: str) -> list[float]:
+    return [w.factor for r in s.burn_rules if r.kind == kind for w in r.windows]
+
+
+def burn_ratios(s: SloSpec, b: float) -> dict[str, float]:
+    """Steady error ratios that page and ticket, ticket only, and stay quiet, for budget ``b``."""
+    page, ticket = _factors(s, "page"), _factors(s, "ticket")
+    top = max(page) * b
+    low = max(ticket) if max(ticket) < min(page) else min(ticket)
+    return {
+        "pages and tickets": min(top * 2, (top + 1) / 2),
+        "tickets only": (low + min(page)) / 2 * b,
+        "stays quiet": 0.5 * min(page + ticket) * b,
+    }
+
+
+def _default_tenant(s: SloSpec) -> str | None:
+    """A tenant in the SLO's scope without an objective of its own."""
+    pool = s.tenants or (FIRING_TENANT, "tenant-default")
+    return next((t for t in pool if t not in s.tenant_objectives), None)
+
+
 def slo_cases(s: SloSpec) -> list[dict[str, Any]]:
-    rules = slo_rules.alert_rules(s, routing_labels(s))
+    rules = [r for r in slo_rules.alert_rules(s, routing_labels(s)) if "burn" in r["labels"]]
     name = s.alert_name
     minutes = _eval_minutes(s.page_for, s.ticket_for)
     n = minutes + 5
     tenant, outsider = _scope(s.tenants)
-    b = slo_rules.budget(s)
-    page_ratio = min(14.4 * b * 2, (14.4 * b + 1) / 2)
+    page_ratio = burn_ratios(s, slo_rules.budget(s))["pages and tickets"]
+
+    def expected(t: str, ratio: float) -> list[dict[str, Any]]:
+        kinds = fired(s, ratio, slo_rules.budget(s, t))
+        extra = {slo_rules.SLO_LABEL: s.name}
+        return [
+            _expected(r["labels"], r["annotations"], t, ratio, extra)
+            for r in rules
+            if r["labels"]["burn"] in kinds
+        ]
+
     cases = []
-    for label, ratio, firing in (
-        ("pages and tickets", page_ratio, rules),
-        ("tickets only", 4.5 * b, [r for r in rules if r["labels"]["burn"] == "ticket"]),
-        ("stays quiet", 0.5 * b, []),
-    ):
+    for label, ratio in burn_ratios(s, slo_rules.budget(s, tenant)).items():
         series = slo_series(s, tenant, ratio, n) + slo_series(s, OTHER_TENANT, 0.0, n)
         if outsider:
             series += slo_series(s, outsider, page_ratio, n)
-        exp = [
-            _expected(r["labels"], r["annotations"], tenant, ratio, {slo_rules.SLO_LABEL: s.name})
-            for r in firing
-        ]
-        cases.append(_group(f"{name} {label}", series, name, minutes, exp))
+        cases.append(_group(f"{name} {label}", series, name, minutes, expected(tenant, ratio)))
+    default = _default_tenant(s)
+    for own in sorted(t for t in s.tenant_objectives if not s.tenants or t in s.tenants)[:1]:
+        ratio = burn_ratios(s, slo_rules.budget(s, own))["pages and tickets"]
+        series = slo_series(s, own, ratio, n)
+        exp = expected(own, ratio)
+        if default:
+            series += slo_series(s, default, ratio, n)
+            exp += expected(default, ratio)
+        title = (
+            f"{name} at {ratio:.4g} errors: {own} (objective {s.tenant_objectives[own]:g}) against {default}"
+        )
+        cases.append(_group(title, series, name, minutes, exp))
+    if s.no_data is not None:
+        rule = slo_rules.no_data_rule(s, routing_labels(s))
+        cases += no_data_cases(
+            rule, s.no_data, tenant, lambda t, k: slo_series(s, t, 0.0, k), {slo_rules.SLO_LABEL: s.name}
+        )
     return cases
+
+
+def _silenced(series: list[dict[str, str]], on: int, off: int) -> list[dict[str, str]]:
+    """The same inputs for ``on`` minutes, then no sample at all for ``off`` minutes (a dead exporter)."""
+    return [{**x, "values": f"{x['values'].rsplit('x', 1)[0]}x{on} _x{off}"} for x in series]
+
+
+def no_data_cases(
+    rule: dict[str, Any],
+    nd: NoData,
+    tenant: str,
+    series: Callable[[str, int], list[dict[str, str]]],
+    extra: dict[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """Fires for a tenant whose series stop (another keeps sending); quiet while both send."""
+    on = 30
+    minutes = on + math.ceil((seconds(nd.window) + seconds(nd.for_)) / 60) + 2
+    n = minutes + 5
+    alert = rule["alert"]
+    fire = _silenced(series(tenant, on), on, n - on) + series(OTHER_TENANT, n)
+    exp = _expected(rule["labels"], rule["annotations"], tenant, 1.0, extra)
+    quiet = series(tenant, n) + series(OTHER_TENANT, n)
+    return [
+        _group(f"{alert} fires when {tenant}'s series stop", fire, alert, minutes, [exp]),
+        _group(f"{alert} stays quiet while data flows", quiet, alert, minutes, []),
+    ]
 
 
 def promtool_tests(spec: Spec, rule_file: str) -> dict[str, Any]:
@@ -426,6 +507,13 @@ def promtool_tests(spec: Spec, rule_file: str) -> dict[str, Any]:
     groups: list[dict[str, Any]] = []
     for a in spec.alerts:
         groups += threshold_cases(a)
+        if a.no_data is not None:
+            groups += no_data_cases(
+                threshold.no_data_rule(a),
+                a.no_data,
+                _scope(a.tenants)[0],
+                lambda t, k: profile_series(Profile(), t, k),
+            )
     for m in spec.ml_alerts:
         groups += ml_cases(m)
     for s in spec.slos:

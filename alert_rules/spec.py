@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tenantpulse.alert_rules import burn
 from tenantpulse.alert_rules.conditions import Condition, ConditionError, parse_condition
 from tenantpulse.alert_rules.templating import TemplateError, check_template, value_template
 from tenantpulse.conventions import catalog, indicators
@@ -72,6 +73,16 @@ class Routing:
 
 
 @dataclass(frozen=True)
+class NoData:
+    """Alert when a tenant's series had samples within ``lookback`` but none within ``window``."""
+
+    window: str = "10m"
+    lookback: str = "1d"
+    for_: str = "5m"
+    severity: str = "warning"
+
+
+@dataclass(frozen=True)
 class ExprTestInputs:
     """Hand-written promtool inputs for an alert whose inputs cannot be synthesised (raw ``expr``)."""
 
@@ -96,6 +107,7 @@ class AlertSpec:
     expr: str | None = None
     test: ExprTestInputs | None = None
     extra_labels: dict[str, str] = field(default_factory=dict)
+    no_data: NoData | None = None
 
 
 @dataclass(frozen=True)
@@ -140,11 +152,23 @@ class SloSpec:
     channels: tuple[str, ...]
     actions: tuple[str, ...]
     runbook_url: str
+    burn_rules: tuple[burn.BurnRule, ...] = ()  # page and ticket, derived from the period
+    tenant_objectives: dict[str, float] = field(default_factory=dict)  # overrides of ``objective``
+    no_data: NoData | None = None
 
     @property
     def alert_name(self) -> str:
         """``ingest_availability`` -> ``IngestAvailabilityErrorBudgetBurn`` (page and ticket share it)."""
-        return "".join(w.capitalize() for w in self.name.split("_")) + "ErrorBudgetBurn"
+        return _camel(self.name) + "ErrorBudgetBurn"
+
+    @property
+    def no_data_name(self) -> str:
+        """``ingest_availability`` -> ``IngestAvailabilitySLINoData``."""
+        return _camel(self.name) + "SLINoData"
+
+
+def _camel(snake: str) -> str:
+    return "".join(w.capitalize() for w in snake.split("_"))
 
 
 @dataclass(frozen=True)
@@ -160,8 +184,10 @@ class Spec:
     def alert_names(self) -> list[str]:
         return (
             [a.name for a in self.alerts]
+            + [f"{a.name}NoData" for a in self.alerts if a.no_data]
             + [a.name for a in self.ml_alerts]
             + [s.alert_name for s in self.slos]
+            + [s.no_data_name for s in self.slos if s.no_data]
         )
 
 
@@ -190,7 +216,9 @@ def parse_spec(data: Any) -> Spec:
     email = _email(channels["email"]) if "email" in channels else None
     actions = _actions(data.get("actions", {}))
     routing = _routing(data.get("routing", {}))
-    window = _duration(defaults.get("window", "5m"), None, "defaults.window")
+    window = _rate_window(
+        _duration(defaults.get("window", "5m"), None, "defaults.window"), None, "defaults.window"
+    )
     ctx = _Context(
         defaults=defaults,
         channels=tuple(c for c in CHANNELS if c in channels),
@@ -234,7 +262,7 @@ _COMMON = {
 
 def _alert(raw: Any, index: int, ctx: _Context) -> AlertSpec:
     name = _name(raw, index, "alerts")
-    _mapping(raw, name, "alert", _COMMON | {"condition", "expr", "test"})
+    _mapping(raw, name, "alert", _COMMON | {"condition", "expr", "test", "no_data"})
     if ("condition" in raw) == ("expr" in raw):
         raise alert_error(
             name, "condition", "give exactly one of 'condition' (indicator language) or 'expr' (raw PromQL)"
@@ -245,6 +273,8 @@ def _alert(raw: Any, index: int, ctx: _Context) -> AlertSpec:
             condition = parse_condition(_str(raw["condition"], name, "condition"), ctx.window)
         except ConditionError as exc:
             raise alert_error(name, "condition", str(exc)) from None
+        for clause in condition.clauses:
+            _rate_window(clause.window, name, "condition")
         if "test" in raw:
             raise alert_error(
                 name,
@@ -273,7 +303,18 @@ def _alert(raw: Any, index: int, ctx: _Context) -> AlertSpec:
             raise alert_error(name, "labels", f"label name {k!r} is reserved or invalid")
         if not isinstance(v, str):
             raise alert_error(name, "labels", f"label {k!r} must be a string")
-    return AlertSpec(condition=condition, expr=expr, test=test, extra_labels=dict(labels), **common)
+    no_data = None
+    if raw.get("no_data", False) is not False:
+        if condition is None:
+            raise alert_error(
+                name,
+                "no_data",
+                "no_data needs a 'condition' (its indicator's series); raw 'expr' alerts cannot",
+            )
+        no_data = _no_data(raw["no_data"], name)
+    return AlertSpec(
+        condition=condition, expr=expr, test=test, extra_labels=dict(labels), no_data=no_data, **common
+    )
 
 
 def _ml_alert(raw: Any, index: int, ctx: _Context) -> MlAlertSpec:
@@ -319,6 +360,8 @@ def _slo(raw: Any, index: int, ctx: _Context) -> SloSpec:
         "channels",
         "actions",
         "runbook_url",
+        "tenant_objectives",
+        "no_data",
     }
     _mapping(raw, name, "slo", allowed)
     objective = _number(raw.get("objective"), name, "objective")
@@ -347,17 +390,28 @@ def _slo(raw: Any, index: int, ctx: _Context) -> SloSpec:
     for_ = _mapping(raw.get("for", {}), name, "for", {"page", "ticket"})
     page_sev = _choice(severity.get("page", "critical"), SEVERITIES, name, "severity.page")
     ticket_sev = _choice(severity.get("ticket", "warning"), SEVERITIES, name, "severity.ticket")
-    if 14.4 * (1 - objective) >= 1:
-        raise alert_error(
-            name, "objective", f"objective {objective} is too low for a 14.4x burn-rate page; use > 0.93"
-        )
+    period = _duration(raw.get("period", "30d"), name, "period")
+    try:
+        rules = burn.burn_rules(seconds(period))
+    except burn.BurnError as exc:
+        raise alert_error(name, "period", str(exc)) from None
+    overrides = _tenant_objectives(raw.get("tenant_objectives", {}), name)
+    for fld, value in (
+        ("objective", objective),
+        *((f"tenant_objectives.{t}", o) for t, o in overrides.items()),
+    ):
+        try:
+            burn.check_objective(value, rules)
+        except burn.BurnError as exc:
+            raise alert_error(name, fld, str(exc)) from None
+    no_data = raw.get("no_data", True)
     return SloSpec(
         name=name,
         objective=objective,
         kind=kinds[0],
         part=part,
         total=total,
-        period=_duration(raw.get("period", "30d"), name, "period"),
+        period=period,
         tenants=_tenants(raw.get("tenants", ctx.defaults.get("tenants", "all")), name),
         severity_page=page_sev,
         severity_ticket=ticket_sev,
@@ -366,7 +420,50 @@ def _slo(raw: Any, index: int, ctx: _Context) -> SloSpec:
         channels=_subset(raw.get("channels", list(ctx.channels)), ctx.channels, name, "channels"),
         actions=_subset(raw.get("actions", []), ctx.actions, name, "actions"),
         runbook_url=_runbook(raw, name, ctx),
+        burn_rules=rules,
+        tenant_objectives=overrides,
+        no_data=None if no_data is False else _no_data({} if no_data is True else no_data, name),
     )
+
+
+def _tenant_objectives(raw: Any, slo: str) -> dict[str, float]:
+    """``{tenant: objective}``: tenants whose objective differs from the SLO's."""
+    out = {}
+    for tenant, value in _mapping(raw, slo, "tenant_objectives", None).items():
+        fld = f"tenant_objectives.{tenant}"
+        if not isinstance(tenant, str) or not catalog.valid_tenant_id(tenant):
+            raise alert_error(
+                slo, fld, f"invalid tenant id {tenant!r}: must match {catalog.TENANT_ID_PATTERN}"
+            )
+        objective = _number(value, slo, fld)
+        if not 0 < objective < 1:
+            raise alert_error(slo, fld, f"objective {objective} must be a ratio in (0, 1), e.g. 0.9999")
+        out[tenant] = objective
+    return out
+
+
+def _no_data(raw: Any, alert: str) -> NoData:
+    """``true`` (the defaults) or ``{window, lookback, for, severity}``."""
+    if raw is True:
+        raw = {}
+    m = _mapping(raw, alert, "no_data", {"window", "lookback", "for", "severity"})
+    d = NoData()
+    nd = NoData(
+        window=_rate_window(
+            _duration(m.get("window", d.window), alert, "no_data.window"), alert, "no_data.window"
+        ),
+        lookback=_duration(m.get("lookback", d.lookback), alert, "no_data.lookback"),
+        for_=_duration(m.get("for", d.for_), alert, "no_data.for"),
+        severity=_choice(m.get("severity", d.severity), SEVERITIES, alert, "no_data.severity"),
+    )
+    if seconds(nd.lookback) < seconds(nd.window) + seconds(nd.for_) + 120:
+        raise alert_error(
+            alert,
+            "no_data.lookback",
+            f"lookback {nd.lookback} must be at least window + for + 2m ({nd.window} + {nd.for_} + 2m): a tenant "
+            "silent for longer than the lookback counts as gone, so a shorter one resolves before it fires",
+        )
+    return nd
 
 
 def _sli_part(raw: Any, alert: str, where: str) -> SliPart:
@@ -592,6 +689,18 @@ def _duration(raw: Any, alert: str | None, fld: str) -> str:
             alert, fld, f"bad duration {raw!r}; use a Prometheus duration such as 30s, 5m, 1h30m, 7d"
         )
     return raw
+
+
+def _rate_window(window: str, alert: str | None, fld: str) -> str:
+    """Refuse rate windows the generated promtool tests cannot check (see ``burn.MIN_WINDOW_S``)."""
+    if seconds(window) < burn.MIN_WINDOW_S:
+        raise alert_error(
+            alert,
+            fld,
+            f"window {window} is shorter than 1m: promtool's tests sample every 60s, so rate() over it "
+            "holds one sample and the generated tests could not check the rule",
+        )
+    return window
 
 
 def _subset(raw: Any, valid: tuple[str, ...], alert: str, fld: str) -> tuple[str, ...]:

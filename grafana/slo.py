@@ -19,10 +19,10 @@ from tenantpulse.grafana import templating as tv
 from tenantpulse.grafana.render import uid_for
 from tenantpulse.kernel.errors import UsageError
 
-# Burn-rate windows shown, with the factor that pages/tickets on them (SRE workbook).
-BURN_WINDOWS: tuple[tuple[str, float], ...] = tuple(
-    (long, factor) for rule in rules.BURN_RULES for factor, long, _ in rule.windows
-)
+
+def burn_windows(slo: SloSpec) -> tuple[tuple[str, float], ...]:
+    """Burn-rate windows shown, with the factor that pages/tickets on them (derived from the period)."""
+    return tuple((w.long, w.factor) for rule in slo.burn_rules for w in rule.windows)
 
 
 def _series(slo: SloSpec, key: str) -> str:
@@ -32,16 +32,21 @@ def _series(slo: SloSpec, key: str) -> str:
 
 
 def _objective(slo: SloSpec) -> str:
+    """The selected tenant's objective: its override if the SLO has any (read from its recorded budget)."""
+    if slo.tenant_objectives:
+        return f"(1 - max({_series(slo, 'budget')}))"
     return f'max({rules.recording_rule_names(slo)["objective"]}{{{rules.SLO_LABEL}="{slo.name}"}})'
 
 
 def slo_panels(slo: SloSpec) -> list[tuple[object, tuple[int, int]]]:
     """Row + budget left, SLI over the period, error ratio vs budget, burn rates with their thresholds."""
+    fast = slo.burn_rules[0].windows[0]
     budget_left = p.stat(
         "Error budget remaining",
         p.Query(f"max({_series(slo, 'budget_remaining')})"),
         "percentunit",
-        f"Share of the {slo.period} error budget not yet spent (objective {slo.objective:g}).",
+        f"Share of the {slo.period} error budget not yet spent (objective {slo.objective:g}"
+        + (", or the selected tenant's own)." if slo.tenant_objectives else ")."),
     )
     budget_left.thresholds = [
         {"color": "red", "value": None},
@@ -58,8 +63,8 @@ def slo_panels(slo: SloSpec) -> list[tuple[object, tuple[int, int]]]:
     ratio = p.timeseries(
         "Error ratio vs budget",
         [
-            p.Query(f"max({_series(slo, '5m')})", "error ratio 5m"),
-            p.Query(f"max({_series(slo, '1h')})", "error ratio 1h"),
+            p.Query(f"max({_series(slo, fast.short)})", f"error ratio {fast.short}"),
+            p.Query(f"max({_series(slo, fast.long)})", f"error ratio {fast.long}"),
             p.Query(f"1 - {_objective(slo)}", "budget (1 - objective)"),
         ],
         "percentunit",
@@ -69,7 +74,7 @@ def slo_panels(slo: SloSpec) -> list[tuple[object, tuple[int, int]]]:
         "Burn rate",
         [
             p.Query(f"max({_series(slo, w)}) / (1 - {_objective(slo)})", f"{w} (alert at {f:g}x)")
-            for w, f in BURN_WINDOWS
+            for w, f in burn_windows(slo)
         ],
         "suffix:x",
         "How many times faster than sustainable the budget burns; the page/ticket alerts fire above the factors shown.",
@@ -78,7 +83,7 @@ def slo_panels(slo: SloSpec) -> list[tuple[object, tuple[int, int]]]:
     burn.thresholds = [
         {"color": "green", "value": None},
         {"color": "orange", "value": 1},
-        {"color": "red", "value": 14.4},
+        {"color": "red", "value": fast.factor},
     ]
     return [
         (p.row(f"SLO {slo.name}: {slo.objective * 100:g}% over {slo.period}"), (24, 1)),

@@ -89,14 +89,16 @@ def test_slo_recording_rules_and_burn_windows(generated: Path) -> None:
     spec = load_spec(EXAMPLE)
     s = spec.slos[0]
     names = slo.recording_rule_names(s)
-    assert [names[w] for w in slo.WINDOWS] == [
-        f"tenant:tenantpulse_slo_errors:ratio_rate{w}" for w in slo.WINDOWS
+    assert slo.windows(s) == ("5m", "30m", "1h", "2h", "6h", "1d", "3d", "30d")  # the workbook's, for 30d
+    assert [names[w] for w in slo.windows(s)] == [
+        f"tenant:tenantpulse_slo_errors:ratio_rate{w}" for w in slo.windows(s)
     ]
     groups = yaml.safe_load((generated / RULES_FILE).read_text())["groups"]
     group = next(g for g in groups if g["name"] == f"tenantpulse-slo-{s.name}")
     recorded = {(r["record"], r["labels"]["slo"]) for r in group["rules"] if "record" in r}
     assert {(n, s.name) for n in names.values()} <= recorded
-    page, ticket = (r for r in group["rules"] if "alert" in r)
+    page, ticket, no_data = (r for r in group["rules"] if "alert" in r)
+    assert no_data["alert"] == "EventSuccessSLINoData" and " unless " in no_data["expr"]
     assert page["labels"]["severity"] == "critical" and ticket["labels"]["severity"] == "warning"
     assert "> (14.4 * 0.001)" in page["expr"] and slo.selector(s, "5m") in page["expr"]
     assert "> (6.0 * 0.001)" in page["expr"] and slo.selector(s, "30m") in page["expr"]

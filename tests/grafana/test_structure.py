@@ -261,3 +261,27 @@ def test_no_metric_name_is_typed_in_grafana_sources() -> None:
     sources = {p.name: p.read_text() for p in (ROOT / "grafana").glob("*.py")}
     typed = [(f, m.name) for f, text in sources.items() for m in c.ALL if m.family in text]
     assert typed == []
+
+
+def test_slo_dashboard_compares_with_the_selected_tenants_own_objective() -> None:
+    """With per-tenant objectives the budget lines and burn rates divide by the tenant's recorded budget."""
+    from tenantpulse.alert_rules import slo as slo_rules
+    from tenantpulse.alert_rules.spec import parse_spec
+    from tenantpulse.grafana.slo import slo_panels
+
+    events = {"metric": "tenantpulse_events_total"}
+    raw = {"name": "avail", "objective": 0.999, "tenant_objectives": {"acme": 0.9999}}
+    raw["indicator"] = {"error": {**events, "match": {"event_type": "error"}}, "total": events}
+    spec = {"defaults": {"runbook_base": "https://rb"}, "slos": [raw]}
+    for overridden in (
+        parse_spec(spec).slos[0],
+        parse_spec({**spec, "slos": [{**raw, "tenant_objectives": {}}]}).slos[0],
+    ):
+        exprs = [t.expr for panel, _ in slo_panels(overridden) for t in getattr(panel, "targets", [])]
+        burn = [e for e in exprs if " / (1 - " in e]
+        budget = f'{slo_rules.TENANT_BUDGET}{{slo="avail",tenant="$tenant"}}'
+        if overridden.tenant_objectives:
+            assert burn and all(f"(1 - max({budget}))" in e for e in burn), burn
+            assert "1 - (1 - max(" in " ".join(exprs)
+        else:
+            assert burn and all(slo_rules.OBJECTIVE in e and budget not in e for e in burn), burn

@@ -1022,3 +1022,20 @@ def test_prometheus_policy_lets_only_the_gateway_and_prometheus_readers_query(
     assert not of_kind(render(chart, {}), "NetworkPolicy") or not any(
         p["metadata"]["name"].endswith("-prometheus") for p in of_kind(render(chart, {}), "NetworkPolicy")
     ), "off by default: it changes another namespace"
+
+
+def test_alerts_and_slos_can_be_disabled_by_name(chart: helm_python.Chart) -> None:
+    """A disabled SLO loses its recording rules and alerts; a disabled alert goes; the others stay."""
+
+    def rules(values: dict[str, object]) -> list[dict[str, object]]:
+        doc = one(render(chart, {"prometheusRule": values}), "PrometheusRule", f"{RELEASE}-tenantpulse")
+        return [r for g in doc["spec"]["groups"] for r in g["rules"]]
+
+    every = rules({})
+    names = {r.get("alert") for r in every}
+    assert {"PlaysAnomaly", "FastEventsErrorBudgetBurn", "EventSuccessErrorBudgetBurn"} <= names
+    fewer = rules({"disabledAlerts": ["PlaysAnomaly"], "disabledSlos": ["fast_events"]})
+    left = {r.get("alert") for r in fewer}
+    assert "PlaysAnomaly" not in left and not {"FastEventsErrorBudgetBurn", "FastEventsSLINoData"} & left
+    assert "fast_events" not in str(fewer)  # its recording rules went too
+    assert left == names - {"PlaysAnomaly", "FastEventsErrorBudgetBurn", "FastEventsSLINoData"}
