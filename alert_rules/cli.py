@@ -9,6 +9,7 @@ from tenantpulse.alert_rules import checks
 from tenantpulse.alert_rules.alertmanager import write_alertmanager
 from tenantpulse.alert_rules.rules import RULES_FILE, TESTS_FILE, write_rules
 from tenantpulse.alert_rules.spec import load_spec
+from tenantpulse.kernel.errors import SpecError
 
 
 def register(root: argparse._SubParsersAction, generate: argparse._SubParsersAction) -> None:
@@ -46,7 +47,10 @@ def _rules(args: argparse.Namespace) -> int:
 
 
 def _alertmanager(args: argparse.Namespace) -> int:
-    paths = write_alertmanager(load_spec(args.spec), args.out)
+    try:
+        paths = write_alertmanager(load_spec(args.spec), args.out)
+    except SpecError as exc:  # routing.default_receiver is checked against the channels here
+        raise exc.within(args.spec) from None
     for p in paths:
         print(p)
     if args.check:
