@@ -47,8 +47,9 @@ def _rules(args: argparse.Namespace) -> int:
 
 
 def _alertmanager(args: argparse.Namespace) -> int:
+    spec = load_spec(args.spec)
     try:
-        paths = write_alertmanager(load_spec(args.spec), args.out)
+        paths = write_alertmanager(spec, args.out)
     except SpecError as exc:  # routing.default_receiver is checked against the channels here
         raise exc.within(args.spec) from None
     for p in paths:
