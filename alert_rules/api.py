@@ -39,7 +39,8 @@ def store(request: Request) -> AlertStore:
     spec, out = getattr(s, "alerts_spec", None), getattr(s, "rules_out", None)
     if spec is None or out is None:
         raise ApiError(503, "not_configured", "start the exporter with --alerts-spec FILE --rules-out DIR")
-    return AlertStore(spec, out, getattr(s, "prometheus_url", None))
+    am_out, am_url = getattr(s, "alertmanager_out", None), getattr(s, "alertmanager_url", None)
+    return AlertStore(spec, out, getattr(s, "prometheus_url", None), am_out, am_url)
 
 
 Store = Annotated[AlertStore, Depends(store)]
@@ -47,19 +48,19 @@ Store = Annotated[AlertStore, Depends(store)]
 
 @router.get("", summary="All alerts in the spec")
 def list_alerts(_: Admin, st: Store) -> dict[str, Any]:
-    return {"alerts": _guard(st.entries, ())}
+    return {"alerts": guard(st.entries, ())}
 
 
 @router.get("/{alert_id}", summary="One alert")
 def get_alert(alert_id: str, _: Admin, st: Store) -> dict[str, Any]:
-    return _guard(lambda: st.get(alert_id), (alert_id,))
+    return guard(lambda: st.get(alert_id), (alert_id,))
 
 
 @router.post(
     "", status_code=201, summary="Add an alert (validated, promtool-checked, then Prometheus reloads)"
 )
 def create_alert(body: AlertBody, _: Admin, st: Store) -> dict[str, Any]:
-    reloaded = _guard(lambda: st.add(body), (body,))
+    reloaded = guard(lambda: st.add(body), (body,))
     return {"id": body.get("name"), "reloaded": reloaded}
 
 
@@ -69,17 +70,17 @@ def replace_alert(alert_id: str, body: AlertBody, _: Admin, st: Store) -> dict[s
         raise ApiError(
             422, "invalid_alert", "name in the body differs from the path; renaming is delete + post", "name"
         )
-    reloaded = _guard(lambda: st.replace(alert_id, body), (alert_id, body))
+    reloaded = guard(lambda: st.replace(alert_id, body), (alert_id, body))
     return {"id": alert_id, "reloaded": reloaded}
 
 
 @router.delete("/{alert_id}", summary="Delete an alert")
 def delete_alert(alert_id: str, _: Admin, st: Store) -> dict[str, Any]:
-    reloaded = _guard(lambda: st.delete(alert_id), (alert_id,))
+    reloaded = guard(lambda: st.delete(alert_id), (alert_id,))
     return {"id": alert_id, "deleted": True, "reloaded": reloaded}
 
 
-def _guard(action: Any, given: tuple[object, ...]) -> Any:
+def guard(action: Any, given: tuple[object, ...]) -> Any:
     """Store exceptions -> API errors naming the field, without what the caller sent (``given``)."""
     try:
         return action()

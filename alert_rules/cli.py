@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from tenantpulse.alert_rules import checks
+from tenantpulse.kernel.errors import SpecError
 
 
 def register(root: argparse._SubParsersAction, generate: argparse._SubParsersAction) -> None:
@@ -49,7 +50,11 @@ def _alertmanager(args: argparse.Namespace) -> int:
     from tenantpulse.alert_rules.alertmanager import write_alertmanager
     from tenantpulse.alert_rules.spec import load_spec
 
-    paths = write_alertmanager(load_spec(args.spec), args.out)
+    spec = load_spec(args.spec)
+    try:
+        paths = write_alertmanager(spec, args.out)
+    except SpecError as exc:  # routing.default_receiver is checked against the channels here
+        raise exc.within(args.spec) from None
     for p in paths:
         print(p)
     if args.check:

@@ -70,6 +70,7 @@ class Routing:
     group_interval: str = "5m"
     repeat_interval: str = "4h"
     repeat_by_severity: dict[str, str] = field(default_factory=dict)
+    default_receiver: str | None = None  # where alerts without the bundle's routing labels go
 
 
 @dataclass(frozen=True)
@@ -618,8 +619,12 @@ def _actions(raw: Any) -> dict[str, str]:
 
 def _routing(raw: Any) -> Routing:
     m = _mapping(
-        raw, None, "routing", {"group_wait", "group_interval", "repeat_interval", "repeat_by_severity"}
+        raw,
+        None,
+        "routing",
+        {"group_wait", "group_interval", "repeat_interval", "repeat_by_severity", "default_receiver"},
     )
+    default = m.get("default_receiver")
     by_sev = _mapping(m.get("repeat_by_severity", {}), None, "routing.repeat_by_severity", set(SEVERITIES))
     return Routing(
         group_wait=_duration(m.get("group_wait", "30s"), None, "routing.group_wait"),
@@ -628,6 +633,7 @@ def _routing(raw: Any) -> Routing:
         repeat_by_severity={
             k: _duration(v, None, f"routing.repeat_by_severity.{k}") for k, v in by_sev.items()
         },
+        default_receiver=None if default is None else _str(default, None, "routing.default_receiver"),
     )
 
 

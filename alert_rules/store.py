@@ -1,17 +1,22 @@
 """The alert spec file as an editable store: every change is validated before anything in force moves.
 
 Order of a change: new spec validated (``SpecError``) -> rules generated into a temp dir next to the
-live ones -> ``promtool check rules`` (``CheckFailed``) -> files swapped in with ``os.replace`` ->
-spec file replaced the same way -> Prometheus asked to reload. A refused change leaves both files
-and Prometheus exactly as they were.
+live ones -> ``promtool check rules`` (``CheckFailed``) -> for a change of channels, actions or routing,
+``alertmanager.yml`` generated the same way -> ``amtool check-config`` (``ConfigRejected``) -> files
+swapped in with ``os.replace`` -> spec file replaced the same way -> Prometheus (and Alertmanager)
+asked to reload. A refused change leaves the files, Prometheus and Alertmanager exactly as they were.
+Writes to one spec file are serialised (one lock per file), reloads included, so two changes never
+interleave and the last reload always loads the last files.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +24,14 @@ import requests
 import yaml
 
 from tenantpulse.alert_rules import checks
+from tenantpulse.alert_rules.alertmanager import CONFIG_FILE, TEMPLATE_FILE, write_alertmanager
 from tenantpulse.alert_rules.rules import RULES_FILE, write_rules
-from tenantpulse.alert_rules.spec import parse_spec
+from tenantpulse.alert_rules.spec import TOP_LEVEL, Spec, parse_spec
 from tenantpulse.kernel.errors import SpecError, UsageError
 from tenantpulse.kernel.yamlfile import read_yaml
 
 SECTIONS = {"threshold": "alerts", "anomaly": "ml_alerts"}
+ROUTING_SECTIONS = ("channels", "actions", "routing")  # what Alertmanager's config is made from
 _LOCKS: dict[Path, threading.Lock] = {}
 _LOCKS_GUARD = threading.Lock()
 
@@ -38,7 +45,15 @@ class Conflict(ValueError):
 
 
 class ReloadFailed(RuntimeError):
-    """The new rules are in place but Prometheus did not confirm the reload."""
+    """The new files are in place but Prometheus or Alertmanager did not confirm the reload."""
+
+
+class ConfigRejected(RuntimeError):
+    """``amtool check-config`` refused the Alertmanager config made from a routing change."""
+
+
+class NoAlertmanager(RuntimeError):
+    """A routing change needs ``alertmanager_out``: without it Alertmanager would keep the old receivers."""
 
 
 def kind_of(entry: dict[str, Any]) -> str:
@@ -47,10 +62,19 @@ def kind_of(entry: dict[str, Any]) -> str:
 
 
 class AlertStore:
-    def __init__(self, spec_path: Path, rules_out: Path, prometheus_url: str | None = None) -> None:
+    def __init__(
+        self,
+        spec_path: Path,
+        rules_out: Path,
+        prometheus_url: str | None = None,
+        alertmanager_out: Path | None = None,
+        alertmanager_url: str | None = None,
+    ) -> None:
         self.spec_path = Path(spec_path)
         self.rules_out = Path(rules_out)
         self.prometheus_url = prometheus_url.rstrip("/") if prometheus_url else None
+        self.alertmanager_out = None if alertmanager_out is None else Path(alertmanager_out)
+        self.alertmanager_url = alertmanager_url.rstrip("/") if alertmanager_url else None
         with _LOCKS_GUARD:
             self._lock = _LOCKS.setdefault(self.spec_path.resolve(), threading.Lock())
 
@@ -100,6 +124,26 @@ class AlertStore:
         with self._lock:
             return self._apply(self._without(alert_id))
 
+    def routing(self) -> dict[str, Any]:
+        """The spec's channels, actions and routing, as the file has them."""
+        data = self.read()
+        return {key: data.get(key) or {} for key in ROUTING_SECTIONS}
+
+    def set_routing(self, change: dict[str, Any]) -> dict[str, bool]:
+        """Replace the given sections (``channels``, ``actions``, ``routing``); rules and Alertmanager config
+        are regenerated together (an alert without ``channels`` goes to all of them) and both reload."""
+        unknown = sorted(set(change) - set(ROUTING_SECTIONS))
+        if unknown or not change:
+            # Named only when it is a section of the spec: any other key is the caller's, not echoed.
+            fld = next((k for k in unknown if k in TOP_LEVEL), "body") if unknown else ROUTING_SECTIONS[0]
+            raise SpecError(fld, f"only {', '.join(ROUTING_SECTIONS)} can change here")
+        if self.alertmanager_out is None:
+            raise NoAlertmanager("start the exporter with --alertmanager-out DIR")
+        with self._lock:
+            new = {**copy.deepcopy(self.read()), **copy.deepcopy(change)}
+            prometheus = self._apply(new, alertmanager=True)
+            return {"prometheus": prometheus, "alertmanager": self.reload_alertmanager()}
+
     def _without(self, alert_id: str) -> dict[str, Any]:
         data = copy.deepcopy(self.read())
         found = False
@@ -112,29 +156,61 @@ class AlertStore:
             raise NotFound(alert_id)
         return data
 
-    def _apply(self, data: dict[str, Any]) -> bool:
-        """Validate, swap files in atomically, reload; returns whether Prometheus confirmed."""
+    def _apply(self, data: dict[str, Any], alertmanager: bool = False) -> bool:
+        """Validate, swap files in atomically, reload Prometheus; returns whether Prometheus confirmed.
+
+        With ``alertmanager`` the Alertmanager config is regenerated and checked too, before any file moves.
+        """
         spec = parse_spec(data)
         self.rules_out.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=self.rules_out, prefix=".pending-") as tmp:
+        with (
+            tempfile.TemporaryDirectory(dir=self.rules_out, prefix=".pending-") as tmp,
+            self._pending_alertmanager(spec, alertmanager) as am_tmp,
+        ):
             write_rules(spec, Path(tmp))  # also refuses alerts whose unit tests cannot be built
             checks.check_rules(Path(tmp) / RULES_FILE)
             # Only the rule file goes live: a rule_files glob such as DIR/*.yml must not pick up the
             # promtool test file or the PrometheusRule object.
             os.replace(Path(tmp) / RULES_FILE, self.rules_out / RULES_FILE)
+            if am_tmp is not None and self.alertmanager_out is not None:
+                for name in (TEMPLATE_FILE, CONFIG_FILE):  # the template first: the config loads it
+                    os.replace(am_tmp / name, self.alertmanager_out / name)
         _atomic_write(self.spec_path, yaml.safe_dump(data, sort_keys=False, width=1000))
         return self.reload()
 
+    @contextlib.contextmanager
+    def _pending_alertmanager(self, spec: Spec, wanted: bool) -> Iterator[Path | None]:
+        """The new ``alertmanager.yml`` and template in a temp dir beside the live ones, amtool-checked."""
+        if not wanted or self.alertmanager_out is None:
+            yield None
+            return
+        self.alertmanager_out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=self.alertmanager_out, prefix=".pending-") as tmp:
+            write_alertmanager(spec, Path(tmp))  # refuses a routing.default_receiver it cannot build
+            try:
+                checks.check_alertmanager(Path(tmp) / CONFIG_FILE)
+            except checks.CheckFailed as exc:
+                raise ConfigRejected(str(exc)) from None
+            yield Path(tmp)
+
     def reload(self) -> bool:
-        if self.prometheus_url is None:
-            return False
-        try:
-            r = requests.post(f"{self.prometheus_url}/-/reload", timeout=10)
-        except requests.RequestException as exc:
-            raise ReloadFailed(f"cannot reach Prometheus at {self.prometheus_url}: {exc}") from None
-        if not r.ok:
-            raise ReloadFailed(f"Prometheus refused the reload ({r.status_code}): {r.text.strip()}")
-        return True
+        return _reload("Prometheus", self.prometheus_url)
+
+    def reload_alertmanager(self) -> bool:
+        return _reload("Alertmanager", self.alertmanager_url)
+
+
+def _reload(what: str, url: str | None) -> bool:
+    """POST ``/-/reload``; both servers keep their running config when the new one fails to load."""
+    if url is None:
+        return False
+    try:
+        r = requests.post(f"{url}/-/reload", timeout=10)
+    except requests.RequestException as exc:
+        raise ReloadFailed(f"cannot reach {what} at {url}: {exc}") from None
+    if not r.ok:
+        raise ReloadFailed(f"{what} refused the reload ({r.status_code}): {r.text.strip()}")
+    return True
 
 
 def _atomic_write(path: Path, text: str) -> None:

@@ -66,6 +66,7 @@ if TYPE_CHECKING:
 # Modules whose ``router`` is mounted on the exporter app (e.g. "tenantpulse.alert_rules.api"). One line per part.
 ROUTER_MODULES: tuple[str, ...] = (
     "tenantpulse.alert_rules.api",
+    "tenantpulse.alert_rules.routing_api",
     "tenantpulse.grafana.api",
     "tenantpulse.security.erasure",
     "tenantpulse.exporters.kpi_api",

@@ -80,6 +80,14 @@ def register(root: Any, generate: Any) -> None:
         metavar="URL",
         help="Prometheus to reload after an alert change, and to erase a tenant from (needs its admin API)",
     )
+    p.add_argument(
+        "--alertmanager-out",
+        metavar="DIR",
+        type=Path,
+        help="directory for the generated alertmanager.yml (Alertmanager's --config.file), rewritten by "
+        "channel changes through /analytics/alert-routing",
+    )
+    p.add_argument("--alertmanager-url", metavar="URL", help="Alertmanager to reload after a channel change")
     p.add_argument("--sidecar-url", metavar="URL", help="anomaly sidecar to erase a tenant from too")
     p.add_argument("--sidecar-key-file", metavar="FILE", type=Path, help="admin key for --sidecar-url")
     p.add_argument(
@@ -137,6 +145,8 @@ def settings_from_args(args: argparse.Namespace) -> ExporterSettings:
         alerts_spec=args.alerts_spec,
         rules_out=args.rules_out,
         prometheus_url=args.prometheus_url,
+        alertmanager_out=args.alertmanager_out,
+        alertmanager_url=args.alertmanager_url,
         sidecar_url=args.sidecar_url,
         sidecar_key_file=args.sidecar_key_file,
         audit_log=audit_log,

@@ -37,6 +37,8 @@ class ExporterSettings:
     alerts_spec: Path | None = None  # the alert spec that /analytics/alerts edits (alert_rules.api)
     rules_out: Path | None = None  # where the generated rule files go (Prometheus's rule_files)
     prometheus_url: str | None = None  # asked to /-/reload after each accepted alert change
+    alertmanager_out: Path | None = None  # where alertmanager.yml goes; channel changes need it
+    alertmanager_url: str | None = None  # asked to /-/reload after each accepted channel change
     sidecar_url: str | None = None  # asked to erase a tenant too (security.erasure)
     sidecar_key_file: Path | None = None  # an admin key for the sidecar, read at each erasure
     audit_log: Path | None = None  # hash-chained audit log of state changes (security.audit_http)
@@ -58,6 +60,10 @@ class ExporterSettings:
             raise UsageError("--rate-burst must be at least 1 event")
         if (self.alerts_spec is None) != (self.rules_out is None):
             raise UsageError("--alerts-spec and --rules-out go together")
+        if self.alertmanager_out is not None and self.alerts_spec is None:
+            raise UsageError("--alertmanager-out needs --alerts-spec and --rules-out")
+        if self.alertmanager_url is not None and self.alertmanager_out is None:
+            raise UsageError("--alertmanager-url needs --alertmanager-out (the config it reloads)")
         if (self.sidecar_url is None) != (self.sidecar_key_file is None):
             raise UsageError("--sidecar-url and --sidecar-key-file go together")
         if self.metrics_auth not in ("none", "required"):

@@ -156,7 +156,7 @@ def test_alertmanager_config_passes_amtool_and_routes_by_severity_and_channel(tm
         "action-scale_up",
     }
     assert receivers("severity=info", "tenantpulse_channels=email") == {"email"}
-    assert receivers("severity=warning") == {"tenantpulse-null"}
+    assert receivers("severity=warning") == {"tenantpulse-default"}  # no channel, no action: not dropped
 
 
 def test_cli_generates_checks_and_refuses_bad_spec(

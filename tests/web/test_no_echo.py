@@ -92,6 +92,10 @@ def kpi(body: Any, key: str = "t1") -> Case:
     return Case("post", "/analytics/kpis", key=key, json=body)
 
 
+def routing(body: Any) -> Case:
+    return Case("put", "/analytics/alert-routing", json=body)
+
+
 def dashboard(body: Any) -> Case:
     return Case("post", "/analytics/dashboards", json=body)
 
@@ -179,6 +183,20 @@ EXPORTER_CASES = [
         content=b'{"name": "' + MARK.encode(),
         headers={"Content-Type": "application/json"},
     ),
+    # alert routing: channels, actions, routing
+    Case("get", "/analytics/alert-routing", key="t1", params={MARK: MARK}),
+    *(routing(body) for body in ({MARK: 1}, {KEY: 1}, {KEY.lower(): 1}, [MARK], {"channels": {MARK: {}}})),
+    routing({"channels": {"email": {"to": MARK, "from": MARK, "smarthost": MARK}}}),
+    routing({"channels": {"slack": {"api_url_file": {MARK: 1}}}}),
+    routing({"actions": {MARK: {"url": MARK}}}),
+    routing({"routing": {"default_receiver": MARK}}),
+    routing({"routing": {"group_wait": MARK}}),
+    Case(
+        "put",
+        "/analytics/alert-routing",
+        content=b'{"channels": "' + MARK.encode(),
+        headers={"Content-Type": "application/json"},
+    ),
     # dashboards
     Case("get", "/analytics/dashboards", key="t1", params={MARK: MARK}),
     Case("get", "/analytics/dashboards/{dashboard_id}", f"/analytics/dashboards/{MARK}"),
@@ -240,7 +258,13 @@ def exporter(tmp_path: Path) -> Iterator[tuple[TestClient, dict[str, str]]]:
     seed = {"defaults": {"runbook_base": "https://rb.example"}, "alerts": [{**ALERT, "name": "HighErrors"}]}
     spec.write_text(yaml.safe_dump(seed))
     AlertStore(spec, rules)._apply(seed)
-    settings = {"alerts_spec": spec, "rules_out": rules, "metrics_auth": "required", "max_body_bytes": 20_000}
+    settings = {
+        "alerts_spec": spec,
+        "rules_out": rules,
+        "alertmanager_out": tmp_path / "am",
+        "metrics_auth": "required",
+        "max_body_bytes": 20_000,
+    }
     with app_client(tmp_path, rate_limit=0.001, rate_burst=5, **settings) as (client, keys):
         spent = {"events": [{**GOOD, "tenant_id": f"{MARK}-spent"}] * 5}  # its whole burst
         client.post("/analytics/metrics", json=spent, headers=bearer(keys["admin"])).raise_for_status()
