@@ -12,7 +12,6 @@ from __future__ import annotations
 import socketserver
 import threading
 from collections import Counter
-from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -21,8 +20,7 @@ from thrift.Thrift import TMessageType
 from thrift.transport import TTransport
 
 from tenantpulse.otel.jaeger import restore_dropped_sdk_names
-from tests.support.otlp import ReceivedSpan
-from tests.support.ports import wait_until
+from tests.support.otlp import ReceivedSpan, SpanStore
 
 restore_dropped_sdk_names()  # the package's __init__ runs first, and needs them on today's SDK
 from opentelemetry.exporter.jaeger.thrift.gen.agent import Agent  # noqa: E402
@@ -80,13 +78,14 @@ def decode_collector_body(body: bytes) -> ttypes.Batch:
     return batch
 
 
-class JaegerReceiver:
+class JaegerReceiver(SpanStore):
     """The agent's UDP port and the collector's HTTP endpoint on 127.0.0.1; spans pile up in ``.spans``."""
 
+    what = "spans at the Jaeger receiver"
+
     def __init__(self) -> None:
-        self.spans: list[ReceivedSpan] = []
+        super().__init__()
         self.batches: Counter[str] = Counter()
-        self._lock = threading.Lock()
         receiver = self
 
         class AgentHandler(socketserver.BaseRequestHandler):
@@ -146,18 +145,3 @@ class JaegerReceiver:
         for server in (self.agent, self.collector):
             server.shutdown()
             server.server_close()
-
-    def find(self, predicate: Callable[[ReceivedSpan], bool]) -> list[ReceivedSpan]:
-        with self._lock:
-            return [s for s in self.spans if predicate(s)]
-
-    def wait_for(
-        self, predicate: Callable[[ReceivedSpan], bool], count: int = 1, timeout: float = 20.0, what: str = ""
-    ) -> list[ReceivedSpan]:
-        """Wait until at least ``count`` received spans match; returns all that match."""
-        found = wait_until(
-            lambda: (m := self.find(predicate)) and len(m) >= count and m,
-            timeout=timeout,
-            what=what or "spans at the Jaeger receiver",
-        )
-        return found  # type: ignore[return-value]

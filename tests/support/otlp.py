@@ -72,13 +72,40 @@ def decode(body: bytes) -> list[ReceivedSpan]:
     return spans
 
 
-class OtlpReceiver:
-    """``POST /v1/traces`` (protobuf, optionally gzip/deflate) on 127.0.0.1; spans pile up in ``.spans``."""
+class SpanStore:
+    """The spans a loopback receiver decoded (OTLP here, Jaeger Thrift in ``jaeger_receiver``), and the
+    waiting the tests do on them."""
+
+    what = "spans at the receiver"
 
     def __init__(self) -> None:
         self.spans: list[ReceivedSpan] = []
-        self.requests = 0
         self._lock = threading.Lock()
+
+    def find(self, predicate: Callable[[ReceivedSpan], bool]) -> list[ReceivedSpan]:
+        with self._lock:
+            return [s for s in self.spans if predicate(s)]
+
+    def wait_for(
+        self, predicate: Callable[[ReceivedSpan], bool], count: int = 1, timeout: float = 20.0, what: str = ""
+    ) -> list[ReceivedSpan]:
+        """Wait until at least ``count`` received spans match; returns all that match."""
+        found = wait_until(
+            lambda: (m := self.find(predicate)) and len(m) >= count and m,
+            timeout=timeout,
+            what=what or self.what,
+        )
+        return found  # type: ignore[return-value]
+
+
+class OtlpReceiver(SpanStore):
+    """``POST /v1/traces`` (protobuf, optionally gzip/deflate) on 127.0.0.1; spans pile up in ``.spans``."""
+
+    what = "spans at the OTLP receiver"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requests = 0
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -118,18 +145,3 @@ class OtlpReceiver:
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
-
-    def find(self, predicate: Callable[[ReceivedSpan], bool]) -> list[ReceivedSpan]:
-        with self._lock:
-            return [s for s in self.spans if predicate(s)]
-
-    def wait_for(
-        self, predicate: Callable[[ReceivedSpan], bool], count: int = 1, timeout: float = 20.0, what: str = ""
-    ) -> list[ReceivedSpan]:
-        """Wait until at least ``count`` received spans match; returns all that match."""
-        found = wait_until(
-            lambda: (m := self.find(predicate)) and len(m) >= count and m,
-            timeout=timeout,
-            what=what or "spans at the OTLP receiver",
-        )
-        return found  # type: ignore[return-value]
