@@ -17,6 +17,7 @@ from tenantpulse.alert_rules.rules import PROMETHEUS_RULE_FILE, RULES_FILE, TEST
 from tenantpulse.alert_rules.spec import load_spec
 from tenantpulse.cli import main
 from tenantpulse.conventions import indicators
+from tests.support.alertmanager import routes_to
 from tests.support.prometheus import require
 from tests.support.shared import crd_dir
 
@@ -136,27 +137,23 @@ def test_alertmanager_config_passes_amtool_and_routes_by_severity_and_channel(tm
         and slack["channel"] == "#oncall-page"
     )
 
-    def receivers(*labels: str) -> set[str]:
-        out = subprocess.run(
-            ["amtool", "config", "routes", "test", f"--config.file={config}", *labels],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        return set(out.strip().split(","))
-
-    assert receivers(
+    assert routes_to(
+        config,
         "severity=critical",
         "tenant=a",
         "tenantpulse_channels=slack,email",
         "tenantpulse_actions=notify_oncall",
     ) == {"slack-critical", "email", "action-notify_oncall"}
-    assert receivers("severity=warning", "tenantpulse_channels=slack", "tenantpulse_actions=scale_up") == {
+    assert routes_to(
+        config, "severity=warning", "tenantpulse_channels=slack", "tenantpulse_actions=scale_up"
+    ) == {
         "slack-warning",
         "action-scale_up",
     }
-    assert receivers("severity=info", "tenantpulse_channels=email") == {"email"}
-    assert receivers("severity=warning") == {"tenantpulse-default"}  # no channel, no action: not dropped
+    assert routes_to(config, "severity=info", "tenantpulse_channels=email") == {"email"}
+    assert routes_to(config, "severity=warning") == {
+        "tenantpulse-default"
+    }  # no channel, no action: not dropped
 
 
 def test_cli_generates_checks_and_refuses_bad_spec(

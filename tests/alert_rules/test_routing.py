@@ -4,7 +4,6 @@ Alerts without the bundle's labels (from outside it) reach the default receiver,
 
 from __future__ import annotations
 
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from tenantpulse.alert_rules import checks
 from tenantpulse.alert_rules.alertmanager import DEFAULT_RECEIVER, write_alertmanager
 from tenantpulse.alert_rules.spec import parse_spec
 from tenantpulse.kernel.errors import SpecError
-from tests.support.alertmanager import Alertmanager
+from tests.support.alertmanager import Alertmanager, routes_to
 from tests.support.ports import wait_until
 from tests.support.prometheus import require
 from tests.support.sinks import MailSink, WebhookSink
@@ -91,17 +90,6 @@ CHANNELS: dict[str, Any] = {
     "email": {"to": "ops@example.test", "from": "am@example.test", "smarthost": "smtp.example.test:25"},
 }
 ACTIONS = {"page": {"url": "http://pager.example.test/hook"}}
-
-
-def routes_to(config: Path, *labels: str) -> set[str]:
-    """Receivers the real amtool picks for one label set."""
-    out = subprocess.run(
-        ["amtool", "config", "routes", "test", f"--config.file={config}", *labels],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return set(out.strip().split(","))
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -53,3 +54,14 @@ class Alertmanager:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+
+def routes_to(config: Path, *labels: str) -> set[str]:
+    """Receivers the real amtool picks for one label set."""
+    out = subprocess.run(
+        ["amtool", "config", "routes", "test", f"--config.file={config}", *labels],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return set(out.strip().split(","))
