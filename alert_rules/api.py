@@ -38,7 +38,7 @@ def store(request: Request) -> AlertStore:
     s = request.app.state.settings
     spec, out = getattr(s, "alerts_spec", None), getattr(s, "rules_out", None)
     if spec is None or out is None:
-        raise ApiError(503, "not_configured", "start the exporter with --alerts-spec FILE --rules-out DIR")
+        raise ApiError(409, "not_configured", "start the exporter with --alerts-spec FILE --rules-out DIR")
     am_out, am_url = getattr(s, "alertmanager_out", None), getattr(s, "alertmanager_url", None)
     return AlertStore(spec, out, getattr(s, "prometheus_url", None), am_out, am_url)
 

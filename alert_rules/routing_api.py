@@ -50,7 +50,7 @@ def change_routing(body: RoutingBody, _: Admin, st: Store) -> dict[str, Any]:
         reason = "amtool check-config refused the Alertmanager config made from it; the server log has why"
         raise ApiError(422, "config_rejected", reason, _field(body, str(exc))) from None
     except NoAlertmanager as exc:
-        raise ApiError(503, "not_configured", str(exc)) from None
+        raise ApiError(409, "not_configured", str(exc)) from None
     return {"sections": sorted(set(body) & set(ROUTING_SECTIONS)), "reloaded": reloaded}
 
 

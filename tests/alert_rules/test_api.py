@@ -134,7 +134,7 @@ def test_alert_changes_are_validated_then_reloaded(tmp_path: Path) -> None:
 def test_alerts_api_without_configuration_says_how(tmp_path: Path) -> None:
     with app_client(tmp_path) as (client, keys):
         r = client.get("/analytics/alerts", headers=bearer(keys["admin"]))
-    assert r.status_code == 503 and "--alerts-spec" in r.json()["reason"]
+    assert r.status_code == 409 and "--alerts-spec" in r.json()["reason"]
 
 
 def test_a_broken_spec_file_is_a_422_naming_the_file_not_a_500(tmp_path: Path) -> None:

@@ -237,5 +237,5 @@ def test_channel_changes_without_alertmanager_out_say_how(tmp_path: Path) -> Non
     spec_file = tmp_path / "alerts.yaml"
     with app_client(tmp_path, alerts_spec=spec_file, rules_out=tmp_path / "rules") as (client, keys):
         r = client.put("/analytics/alert-routing", json={"routing": {}}, headers=bearer(keys["admin"]))
-    assert r.status_code == 503 and "--alertmanager-out" in r.json()["reason"]
+    assert r.status_code == 409 and "--alertmanager-out" in r.json()["reason"]
     assert not spec_file.exists()

@@ -159,7 +159,7 @@ def test_check_says_what_it_read_and_does_not_serve(
         assert main(argv) == 0
         assert capsys.readouterr().out == f"ok: 4 keys in {keys}\n"  # t1, t1:read, t1:write, admin
         assert main([*argv, "--alerts-spec", str(spec), "--rules-out", str(tmp_path / "rules")]) == 0
-    assert capsys.readouterr().out == f"ok: 4 keys in {keys}, alerts spec {spec} (9 alerts)\n"
+    assert capsys.readouterr().out == f"ok: 4 keys in {keys}, alerts spec {spec} (11 alerts)\n"
     assert not (tmp_path / "rules").exists()
 
 

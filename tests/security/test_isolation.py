@@ -50,6 +50,8 @@ EXPORTER_RULES: dict[tuple[str, str], Any] = {
     ("get", "/analytics/alerts/{alert_id}"): ("admin", "all"),
     ("put", "/analytics/alerts/{alert_id}"): ("admin", "all"),
     ("delete", "/analytics/alerts/{alert_id}"): ("admin", "all"),
+    ("get", "/analytics/alert-routing"): ("admin", "all"),
+    ("put", "/analytics/alert-routing"): ("admin", "all"),
     ("get", "/analytics/dashboards"): ("read", "all"),
     ("post", "/analytics/dashboards"): ("admin", "all"),
     ("get", "/analytics/dashboards/{dashboard_id}"): ("read", "all"),
