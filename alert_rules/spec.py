@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tenantpulse.alert_rules import burn
+from tenantpulse.alert_rules import burn, foreign_slo
 from tenantpulse.alert_rules.conditions import Condition, ConditionError, parse_condition
 from tenantpulse.alert_rules.templating import TemplateError, check_template, value_template
 from tenantpulse.conventions import catalog, indicators
@@ -193,9 +193,16 @@ class Spec:
 
 
 def load_spec(path: str | Path) -> Spec:
-    """Read and validate a YAML spec file."""
+    """Read and validate a YAML spec file (the bundle's own, OpenSLO v1 or Sloth ``prometheus/v1``)."""
     try:
-        return parse_spec(read_yaml(path, "spec file"))
+        data = read_yaml(path, "spec file")
+        converted = foreign_slo.convert(data)
+        if converted is None:
+            return parse_spec(data)
+        try:
+            return parse_spec(converted.spec)
+        except SpecError as exc:  # name the foreign field, not the converted one
+            raise converted.rename(exc) from None
     except SpecError as exc:
         raise exc.within(path) from None
     except UsageError as exc:  # the file itself: its message names it
