@@ -27,6 +27,9 @@ REASON = "reason"
 KPI = "kpi"
 ENDPOINT = "endpoint"
 CODE = "code"
+DAY = "day"
+QUANTILE = "quantile"
+SEVERITY = "severity"
 
 # Tenant ids appear in label values and PromQL matchers; this keeps them safe in both, unescaped.
 TENANT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
@@ -207,6 +210,62 @@ REDIS_UP = Metric(
     "",
     "1 while the exporter reaches the state its replicas share (Redis), 0 since a call failed; only with --redis-url.",
     (),
+)
+
+# --- Engagement and behaviour (exporter, theta sketches of pseudonyms) ----------------------------
+
+ENGAGED_USERS = Metric(
+    "tenantpulse_engagement_active_users",
+    "gauge",
+    "",
+    "Distinct active users in the trailing day, week or month (window 1d, 7d, 30d: DAU, WAU, MAU).",
+    (TENANT, WINDOW),
+)
+STICKINESS = Metric(
+    "tenantpulse_engagement_stickiness_ratio",
+    "gauge",
+    "ratio",
+    "DAU divided by MAU (0..1).",
+    (TENANT,),
+)
+RETENTION = Metric(
+    "tenantpulse_engagement_retention_ratio",
+    "gauge",
+    "ratio",
+    "Share of the users first seen N days ago who were active again N days later (day label 1, 7, 30).",
+    (TENANT, DAY),
+)
+SESSIONS_PER_USER = Metric(
+    "tenantpulse_engagement_sessions_per_user",
+    "gauge",
+    "",
+    "Sessions per user active in the trailing day, as quantiles over those users.",
+    (TENANT, QUANTILE),
+)
+PLAYS_PER_USER = Metric(
+    "tenantpulse_engagement_plays_per_user",
+    "gauge",
+    "",
+    "Plays per user active in the trailing day, as quantiles over those users.",
+    (TENANT, QUANTILE),
+)
+TIME_TO_FIRST_PLAY = Metric(
+    "tenantpulse_session_time_to_first_play_seconds",
+    "histogram",
+    "seconds",
+    "Time from a session's start to its first play.",
+    (TENANT,),
+    DURATION_BUCKETS,
+)
+
+# --- Insights (RecommendationEngine) --------------------------------------------------------------
+
+INSIGHTS = Metric(
+    "tenantpulse_insights",
+    "gauge",
+    "",
+    "Open insights about the tenant, per severity (info, warning, critical).",
+    (TENANT, SEVERITY),
 )
 
 # --- Anomaly sidecar output -----------------------------------------------------------------------
